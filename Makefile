@@ -1,0 +1,72 @@
+# One command for the demo, one for every test. Both install what they need:
+# Debian packages (nginx, apache2, openssl, sshd) and a Python venv in .venv/.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= $(CURDIR)/.venv
+BIN := $(VENV)/bin
+COLLECTIONS := $(CURDIR)/.cache/collections
+PYTEST_WORKERS ?= 2
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_COLLECTIONS_PATHS := $(COLLECTIONS)
+export ANSIBLE_HOST_KEY_CHECKING := False
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help deps system-deps venv collection-link demo test unit integration sanity lint molecule build bench clean
+
+help:
+	@echo "make demo   - play the OCSP responder outage end to end on the loopback lab"
+	@echo "make test   - install everything, run every test (unit, integration, sanity, lint, molecule, build)"
+	@echo "make bench  - run the benchmarks in bench/"
+
+system-deps:
+	@tests/bin/install-system-deps
+
+$(VENV)/.installed: requirements.txt test-requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r test-requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+collection-link:
+	@mkdir -p $(COLLECTIONS)/ansible_collections/ocsp
+	@ln -sfn $(CURDIR) $(COLLECTIONS)/ansible_collections/ocsp/stapling
+
+deps: system-deps venv collection-link
+
+demo: deps
+	$(BIN)/python -m tests.lab demo
+
+unit: deps
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+
+integration: deps
+	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) tests/integration
+
+sanity: deps
+	tests/bin/run-sanity
+
+lint: deps
+	cd $(CURDIR) && $(BIN)/ansible-lint --offline -q
+
+molecule: deps
+	tests/bin/run-molecule
+
+build: deps
+	tests/bin/check-build
+
+bench: deps
+	$(BIN)/python -m bench
+
+# Every stage runs even when an earlier one fails, so one run reports everything;
+# the target fails if any stage failed.
+test: deps
+	@tests/bin/run-all-tests
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache tests/output *.tar.gz
