@@ -1,0 +1,278 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to ocsp.stapling
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Assemble ``ansible_facts.ocsp_stapling`` from layouts, dialects and error logs.
+
+Host side: Python standard library only. Read-only: nothing here writes a file or
+starts a server. Problems reading one server's configuration are reported in that
+server's ``config_error`` and in ``warnings``; the other servers are still described.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from ansible_collections.ocsp.stapling.plugins.module_utils import dialect_apache, dialect_nginx, layouts
+from ansible_collections.ocsp.stapling.plugins.module_utils import error_log, litespeed_sites
+
+
+def _setting_list(settings: Iterable) -> list[dict]:
+    return [s.as_dict() for s in settings]
+
+
+# --------------------------------------------------------------------------- Apache
+
+
+def apache_sites(config: dialect_apache.ApacheConfig, server: str = "apache") -> list[dict]:
+    """One entry per TLS ``<VirtualHost>``: names, listen, key material, stapling."""
+    sites = []
+    for vhost in config.tls_virtual_hosts():
+        def paths(name: str) -> list[str]:
+            return [config.resolve_path(s.directive.args[0]) for s in vhost.lookup_all(name) if s.directive.args]
+
+        chain = paths("SSLCertificateChainFile")
+        ca = paths("SSLCACertificateFile")
+        sites.append({
+            "server": server,
+            "names": vhost.names,
+            "listen": [{"address": address, "port": port} for address, port in vhost.addresses],
+            "file": vhost.file,
+            "line": vhost.line,
+            "certificate": paths("SSLCertificateFile"),
+            "key": paths("SSLCertificateKeyFile"),
+            "chain": chain[-1] if chain else None,
+            "ca": ca[-1] if ca else None,
+            "certificates": {
+                name: _setting_list(vhost.lookup_all(name))
+                for name in dialect_apache.CERTIFICATE_DIRECTIVES
+                if vhost.lookup_all(name)
+            },
+            "stapling": {name: s.as_dict() for name, s in vhost.stapling().items()},
+        })
+    return sites
+
+
+def describe_apache(
+    detected: dict,
+    root: str,
+    extra_modules: Iterable[str] = (),
+    server: str = "apache",
+) -> tuple[dict, list[dict], list[str]]:
+    """Parse the config ``detected`` points at; return (server facts, sites, warnings)."""
+    facts = dict(detected)
+    facts.update({"config_error": None, "modules": {}, "stapling_cache": None, "files_read": 0})
+    warnings: list[str] = []
+    if not detected.get("present") or not detected.get("config"):
+        return facts, [], warnings
+    variables = {}
+    if detected.get("envvars"):
+        variables = dialect_apache.read_envvars(layouts.host_path(root, detected["envvars"]))
+    try:
+        config = dialect_apache.load_apache_config(
+            detected["config"],
+            server_root=detected.get("server_root"),
+            root=root,
+            extra_modules=extra_modules,
+            variables=variables,
+            server_version=detected.get("version"),
+        )
+    except (dialect_apache.ApacheConfigError, OSError) as exc:
+        facts["config_error"] = str(exc)
+        warnings.append("Apache config not read: %s" % exc)
+        return facts, [], warnings
+    facts["files_read"] = len(config.files)
+    facts["modules"] = {
+        name: {
+            "loaded": config.has_module(name),
+            "load_module": config.load_module_lines[ident].as_dict() if ident in config.load_module_lines else None,
+        }
+        for name, ident in (("ssl", "ssl_module"), ("socache_shmcb", "socache_shmcb_module"))
+    }
+    cache = config.stapling_cache()
+    facts["stapling_cache"] = cache.as_dict() if cache else None
+    logs = config.error_logs()
+    if logs:
+        facts["error_log"] = logs[0]
+        facts["error_logs"] = logs
+    else:
+        facts["error_logs"] = [detected["error_log"]] if detected.get("error_log") else []
+    warnings.extend(config.warnings)
+    return facts, apache_sites(config, server), warnings
+
+
+# --------------------------------------------------------------------------- nginx
+
+
+def nginx_sites(config: dialect_nginx.NginxConfig) -> list[dict]:
+    """One entry per TLS ``server`` block in ``http``."""
+    sites = []
+    for block in config.tls_server_blocks():
+        certificates = [s.directive.args[0] for s in block.lookup_all("ssl_certificate") if s.directive.args]
+        keys = [s.directive.args[0] for s in block.lookup_all("ssl_certificate_key") if s.directive.args]
+        trusted = block.lookup("ssl_trusted_certificate")
+        client_ca = block.lookup("ssl_client_certificate")
+        sites.append({
+            "server": "nginx",
+            "names": block.names,
+            "listen": [listen.as_dict() for listen in block.listens],
+            "file": block.file,
+            "line": block.line,
+            "certificate": certificates,
+            "key": keys,
+            "chain": None,  # nginx reads the chain from the ssl_certificate file itself
+            "ca": (trusted or client_ca).directive.value if (trusted or client_ca) else None,
+            "certificates": {
+                name: _setting_list(block.lookup_all(name))
+                for name in dialect_nginx.CERTIFICATE_DIRECTIVES
+                if block.lookup_all(name)
+            },
+            "stapling": {name: s.as_dict() for name, s in block.stapling().items()},
+        })
+    return sites
+
+
+def describe_nginx(detected: dict, root: str) -> tuple[dict, list[dict], list[str]]:
+    facts = dict(detected)
+    facts.update({"config_error": None, "files_read": 0})
+    if not detected.get("present"):
+        return facts, [], []
+    try:
+        config = dialect_nginx.load_nginx_config(detected["config"], root=root)
+    except (dialect_nginx.NginxConfigError, OSError) as exc:
+        facts["config_error"] = str(exc)
+        return facts, [], ["nginx config not read: %s" % exc]
+    facts["files_read"] = len(config.files)
+    logs = config.error_logs()
+    facts["error_logs"] = logs or ([detected["error_log"]] if detected.get("error_log") else [])
+    return facts, nginx_sites(config), list(config.warnings)
+
+
+# --------------------------------------------------------------------------- LiteSpeed
+
+
+def _litespeed_site(site: dict, server_root: str) -> dict:
+    certificates = site["certificates"]
+
+    def value(key: str) -> str | None:
+        found = certificates.get(key)
+        return found["value"] if found else None
+
+    chain = value("certChain")
+    return {
+        "server": "litespeed",
+        "kind": site["kind"],
+        "litespeed_name": site["name"],
+        "names": site["names"],
+        "listen": site["listen"],
+        "file": site["file"],
+        "line": site["line"],
+        "certificate": [value("certFile")] if value("certFile") else [],
+        "key": [value("keyFile")] if value("keyFile") else [],
+        # certChain is a 0/1 flag in OpenLiteSpeed and a file name in some LSWS configs.
+        "chain": chain if chain and chain not in ("0", "1") else None,
+        "ca": value("CACertFile"),
+        "certificates": {k: [dict(v, inherited=False)] for k, v in certificates.items()},
+        "stapling": site["stapling"],
+    }
+
+
+def describe_litespeed(detected: dict, root: str) -> tuple[dict, list[dict], list[str]]:
+    facts = dict(detected)
+    facts["reads_apache_config"] = False
+    if not detected.get("present"):
+        return facts, [], []
+    read = litespeed_sites.read_sites(detected["server_root"], root)
+    facts["reads_apache_config"] = read["reads_apache_config"]
+    if read["edition"] and not facts.get("edition"):
+        facts["edition"] = read["edition"]
+    if facts["reads_apache_config"] and facts.get("version"):
+        facts["supports_stapling_via_apache_config"] = layouts.supports_stapling(
+            "litespeed_apache_config", facts["version"]
+        )
+    sites = [_litespeed_site(s, detected["server_root"]) for s in read["sites"]]
+    return facts, sites, read["warnings"]
+
+
+# --------------------------------------------------------------------------- all
+
+
+def gather_facts(
+    root: str = "/",
+    apache_binary: str | None = None,
+    apache_config: str | None = None,
+    apache_server_root: str | None = None,
+    nginx_binary: str | None = None,
+    nginx_config: str | None = None,
+    litespeed_root: str | None = None,
+    error_logs: list[str] | None = None,
+    log_tail_bytes: int = error_log.DEFAULT_TAIL_BYTES,
+    run_binaries: bool = True,
+    runner: layouts.Runner = layouts.run_command,
+) -> dict:
+    """The whole ``ocsp_stapling`` facts dict for the host under ``root``.
+
+    Keys: ``root``, ``cpanel``, ``servers`` (``apache``, ``nginx``, ``litespeed``),
+    ``sites`` (every TLS site of every server), ``errors`` (per log: counts and newest
+    line per class) and ``warnings`` (sentences).
+    """
+    warnings: list[str] = []
+    cpanel = layouts.detect_cpanel(root)
+    apache_detected = layouts.detect_apache(
+        root, runner, binary=apache_binary, config=apache_config, server_root=apache_server_root,
+        cpanel=cpanel, run_binaries=run_binaries,
+    )
+    nginx_detected = layouts.detect_nginx(root, runner, binary=nginx_binary, config=nginx_config, run_binaries=run_binaries)
+    litespeed_detected = layouts.detect_litespeed(root, server_root=litespeed_root, cpanel=cpanel)
+
+    litespeed, litespeed_site_list, more = describe_litespeed(litespeed_detected, root)
+    warnings.extend(more)
+    # LiteSpeed on cPanel serves the Apache configuration and answers <IfModule Litespeed>.
+    litespeed_serves_apache = bool(litespeed.get("present") and (litespeed.get("reads_apache_config") or cpanel["present"]))
+    apache, apache_site_list, more = describe_apache(
+        apache_detected,
+        root,
+        extra_modules=("Litespeed",) if litespeed_serves_apache else (),
+        server="litespeed" if litespeed_serves_apache else "apache",
+    )
+    warnings.extend(more)
+    if litespeed_serves_apache:
+        apache["served_by"] = "litespeed"
+    else:
+        apache["litespeed_files"] = []
+    nginx, nginx_site_list, more = describe_nginx(nginx_detected, root)
+    warnings.extend(more)
+
+    for name, facts, minimum in (("Apache", apache, "2.3.3"), ("nginx", nginx, "1.3.7")):
+        if facts.get("supports_stapling") is False:
+            warnings.append(
+                "%s %s is older than %s, the first version with OCSP stapling; stapling "
+                "directives will be rejected. Upgrade before enabling stapling." % (name, facts["version"], minimum)
+            )
+
+    if error_logs is None:
+        error_logs = []
+        for facts in (apache, nginx):
+            if facts.get("present"):
+                error_logs.extend(facts.get("error_logs") or ([facts["error_log"]] if facts.get("error_log") else []))
+        if litespeed.get("present"):
+            error_logs.append(litespeed["error_log"])
+    errors = error_log.scan_logs(error_logs, log_tail_bytes, root)
+
+    return {
+        "root": root,
+        "cpanel": cpanel,
+        "servers": {"apache": apache, "nginx": nginx, "litespeed": litespeed},
+        "sites": apache_site_list + nginx_site_list + litespeed_site_list,
+        "errors": errors,
+        "warnings": warnings,
+    }
+
+
+def stapling_files(facts: dict) -> list[dict]:
+    """Every stapling file of every present server (the files the roles would edit)."""
+    out = []
+    for name, server in facts["servers"].items():
+        if server.get("present"):
+            for entry in server.get("stapling_files", []) + server.get("litespeed_files", []):
+                out.append(dict(entry, server=name))
+    return out
+
