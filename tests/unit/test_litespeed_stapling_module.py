@@ -1,0 +1,197 @@
+"""litespeed_stapling module, run as Ansible runs it (a subprocess reading its arguments
+from a JSON file) against real-format trees and stand-in lswsctrl / openlitespeed scripts
+that record their calls. LiteSpeed itself cannot be installed here."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+COLLECTIONS = REPO / ".cache" / "collections"
+FIXTURES = Path(__file__).parent / "fixtures" / "litespeed"
+MODULE = "ansible_collections.ocsp.stapling.plugins.modules.litespeed_stapling"
+
+STAND_IN = """#!/bin/sh
+# Stand-in for LiteSpeed's {name}: record the call, exit with the code in {name}.rc (default 0).
+echo "$*" >> "{log}"
+[ -f "{rc}" ] && exit "$(cat "{rc}")"
+exit 0
+"""
+
+
+def make_tree(tmp_path: Path, flavor: str) -> Path:
+    root = tmp_path / flavor
+    shutil.copytree(FIXTURES / flavor, root)
+    (root / "conf" / "cert").mkdir()
+    for name in ("example.key", "example.crt", "ca.pem"):
+        (root / "conf" / "cert" / name).write_text("-----BEGIN PLACEHOLDER-----\n")
+    (root / "bin").mkdir()
+    for name in ("lswsctrl", "openlitespeed"):
+        script = root / "bin" / name
+        script.write_text(STAND_IN.format(name=name, log=root / (name + ".log"), rc=root / (name + ".rc")))
+        script.chmod(0o755)
+    return root
+
+
+def calls(root: Path, name: str = "lswsctrl") -> list:
+    log = root / (name + ".log")
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def run(tmp_path: Path, check: bool = False, diff: bool = False, **args) -> dict:
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(
+        args, _ansible_check_mode=check, _ansible_diff=diff,
+        _ansible_tmpdir=str(tmp_path), _ansible_remote_tmp=str(tmp_path),
+        _ansible_keep_remote_files=False)}))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(COLLECTIONS), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", MODULE, str(args_file)], capture_output=True,
+                          text=True, env=env, cwd=str(tmp_path), timeout=60)
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail("module printed no JSON: stdout=%r stderr=%r" % (proc.stdout, proc.stderr))
+
+
+def snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "conf").rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("flavor", ["ols", "lsws"])
+def test_enable_changes_files_restarts_once_then_is_idempotent(tmp_path, flavor):
+    root = make_tree(tmp_path, flavor)
+    common = dict(server_root=str(root), max_age=7200, configtest_command="%s/bin/openlitespeed -t" % root)
+    first = run(tmp_path, **common)
+    assert first["changed"] is True, first
+    assert first["restarted"] is True
+    assert calls(root) == ["restart"]
+    assert first["files"] and all(os.path.isfile(f) for f in first["files"])
+    assert len(first["backups"]) == len(first["files"]) and all(os.path.isfile(b) for b in first["backups"])
+    # the config test runs on OpenLiteSpeed only (LSWS -t checks the license)
+    assert calls(root, "openlitespeed") == (["-t"] if flavor == "ols" else [])
+    # a second run finds nothing to do and does not restart
+    second = run(tmp_path, **common)
+    assert second["changed"] is False and second["restarted"] is False and second["files"] == []
+    assert calls(root) == ["restart"]
+
+
+def test_check_mode_with_diff_reports_but_writes_and_restarts_nothing(tmp_path):
+    root = make_tree(tmp_path, "ols")
+    before = snapshot(root)
+    result = run(tmp_path, check=True, diff=True, server_root=str(root), state="enabled",
+                 responder="http://ocsp.example.test")
+    assert result["changed"] is True and result["restarted"] is False
+    assert snapshot(root) == before and calls(root) == []
+    main = str(root / "conf" / "httpd_config.conf")
+    diff = {d["before_header"]: d for d in result["diff"]}
+    assert set(diff) == set(result["files"]) and main in diff
+    assert "ocspResponder           http://ocsp.example.test" in diff[main]["after"]
+    assert "ocspResponder" not in diff[main]["before"]
+
+
+def test_no_diff_key_without_diff_mode(tmp_path):
+    root = make_tree(tmp_path, "ols")
+    assert "diff" not in run(tmp_path, check=True, server_root=str(root))
+
+
+def test_restart_always_restarts_even_without_change(tmp_path):
+    """OpenLiteSpeed keeps stapling off after one bad responder answer until a restart."""
+    root = make_tree(tmp_path, "ols")
+    run(tmp_path, server_root=str(root))
+    result = run(tmp_path, server_root=str(root), restart="always")
+    assert result["files"] == [] and result["changed"] is True and result["restarted"] is True
+    assert calls(root) == ["restart", "restart"]
+
+
+def test_restart_never_writes_without_restarting(tmp_path):
+    root = make_tree(tmp_path, "lsws")
+    result = run(tmp_path, server_root=str(root), state="disabled", restart="never")
+    assert result["changed"] is True and result["restarted"] is False and calls(root) == []
+    assert "<enableStapling>0</enableStapling>" in (root / "conf" / "httpd_config.xml").read_text()
+
+
+def test_failed_configtest_restores_files_and_does_not_restart(tmp_path):
+    root = make_tree(tmp_path, "ols")
+    before = snapshot(root)
+    (root / "openlitespeed.rc").write_text("1")
+    result = run(tmp_path, server_root=str(root), configtest_command="%s/bin/openlitespeed -t" % root)
+    assert result.get("failed") is True
+    assert "original files were put back" in result["msg"]
+    assert {k: v for k, v in snapshot(root).items() if not k.endswith("~")} == before
+    assert calls(root) == []
+
+
+def test_failed_restart_rolls_back_and_restarts_again(tmp_path):
+    root = make_tree(tmp_path, "lsws")
+    original = (root / "conf" / "httpd_config.xml").read_bytes()
+    (root / "lswsctrl.rc").write_text("3")
+    result = run(tmp_path, server_root=str(root), state="disabled")
+    assert result.get("failed") is True
+    assert "exited 3" in result["msg"] and "original configuration was put back" in result["msg"]
+    assert (root / "conf" / "httpd_config.xml").read_bytes() == original
+    assert calls(root) == ["restart", "restart"]  # the change, then the rollback
+
+
+def test_missing_certificate_blocks_enable_before_anything_is_touched(tmp_path):
+    root = make_tree(tmp_path, "lsws")
+    (root / "conf" / "cert" / "ca.pem").unlink()
+    before = snapshot(root)
+    result = run(tmp_path, server_root=str(root))
+    assert result.get("failed") is True
+    assert "vhost Example: CACertFile %s does not exist" % (root / "conf/cert/ca.pem") in result["msg"]
+    assert snapshot(root) == before and calls(root) == []
+
+
+def test_missing_certificate_only_warns_when_disabling(tmp_path):
+    root = make_tree(tmp_path, "lsws")
+    (root / "conf" / "cert" / "ca.pem").unlink()
+    result = run(tmp_path, server_root=str(root), state="disabled")
+    assert result["changed"] is True and not result.get("failed")
+    # ansible-core 2.19 returns warnings as structured events; compare their text
+    warnings = [json.dumps(w) for w in result.get("warnings", [])]
+    assert any("CACertFile" in w and "not blocking" in w for w in warnings), warnings
+
+
+def test_clear_cache_removes_files_keeps_directories_and_restarts(tmp_path):
+    root = make_tree(tmp_path, "ols")
+    run(tmp_path, server_root=str(root))  # config now as wanted
+    cache = root / "tmp" / "ocspcache"
+    cache.mkdir(parents=True)
+    (cache / "0a1b2c.rsp").write_bytes(b"old response")
+    dirs = [str(cache), str(root / "temp" / "ocspcache")]
+    checked = run(tmp_path, check=True, server_root=str(root), clear_cache=True, cache_dirs=dirs)
+    assert checked["changed"] is True and (cache / "0a1b2c.rsp").exists()
+    result = run(tmp_path, server_root=str(root), clear_cache=True, cache_dirs=dirs)
+    assert result["cache_files_removed"] == [str(cache / "0a1b2c.rsp")]
+    assert cache.is_dir() and list(cache.iterdir()) == []
+    assert result["files"] == [] and result["restarted"] is True
+    assert calls(root) == ["restart", "restart"]
+    again = run(tmp_path, server_root=str(root), clear_cache=True, cache_dirs=dirs)
+    assert again["changed"] is False
+
+
+def test_unknown_listener_and_bad_responder_are_explained(tmp_path):
+    root = make_tree(tmp_path, "ols")
+    result = run(tmp_path, server_root=str(root), listeners=["Nope"])
+    assert result["failed"] is True and "Found: Default, SSL" in result["msg"]
+    result = run(tmp_path, server_root=str(root), responder="https://ocsp.example.test")
+    assert result["failed"] is True and "http:// URL" in result["msg"]
+
+
+def test_missing_restart_command_fails_before_writing(tmp_path):
+    root = make_tree(tmp_path, "ols")
+    before = snapshot(root)
+    result = run(tmp_path, server_root=str(root), restart_command="/nonexistent/lswsctrl restart")
+    assert result["failed"] is True and "restart_command" in result["msg"]
+    assert snapshot(root) == before
+
+
+def test_not_a_litespeed_root(tmp_path):
+    result = run(tmp_path, server_root=str(tmp_path / "nothing"))
+    assert result["failed"] is True and "Set server_root" in result["msg"]
