@@ -223,10 +223,15 @@ class OCSPHandler(BaseHTTPRequestHandler):
         if mode == "garbage":
             self._send(200, b"this is not an OCSP response\n", "application/ocsp-response")
             return
-        if state.engine == "openssl" and mode in ("good", "slow"):
-            body = openssl_response(state, request_der)
-        else:
-            body = build_response(state, request_der, mode)
+        try:
+            if state.engine == "openssl" and mode in ("good", "slow"):
+                body = openssl_response(state, request_der)
+            else:
+                body = build_response(state, request_der, mode)
+        except Exception as exc:  # noqa: BLE001 - answer like a real responder, and say why
+            sys.stderr.write(f"lab responder: internalError for a request: {exc!r}\n")
+            body = ocsp.OCSPResponseBuilder.build_unsuccessful(
+                ocsp.OCSPResponseStatus.INTERNAL_ERROR).public_bytes(serialization.Encoding.DER)
         state.count("answered")
         self._send(200, body, "application/ocsp-response")
 
