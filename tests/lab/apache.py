@@ -166,7 +166,7 @@ class ApacheInstance:
     def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         env = dict(os.environ, **self.environment)
         return subprocess.run([APACHECTL, *args], capture_output=True, text=True, timeout=timeout,
-                              env=env, stdin=subprocess.DEVNULL)
+                              env=env, stdin=subprocess.DEVNULL, check=False)
 
     def start(self) -> None:
         self.write_config()
@@ -194,6 +194,6 @@ class ApacheInstance:
 
     def stop(self) -> None:
         # The pid file can name a parent a role restarted; stop whichever we know of.
-        for pid in {self.pid, self._pid}:
+        for pid in (self.pid, self._pid):
             stop_pid(pid)
         self._pid = None

@@ -173,7 +173,7 @@ class Lab:
             "responder": {"url": self.responder.url, "port": self.responder.port,
                           "control_port": self.responder.control_port, "pid": self.responder.pid},
             "servers": servers,
-            "sites": {name: host for name, host in LEAF_HOSTS.items()},
+            "sites": dict(LEAF_HOSTS),
         }
 
     def write_record(self) -> Path:

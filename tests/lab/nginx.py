@@ -119,7 +119,8 @@ class NginxInstance:
                 enabled.symlink_to(available)
 
     def configtest(self) -> subprocess.CompletedProcess:
-        return subprocess.run(self.base_command + ["-t"], capture_output=True, text=True, timeout=30)
+        return subprocess.run(self.base_command + ["-t"], capture_output=True, text=True, timeout=30,
+                              check=False)
 
     def start(self) -> None:
         self.write_config()
@@ -127,7 +128,7 @@ class NginxInstance:
         if test.returncode != 0:
             raise LabError(f"nginx -t failed for the lab config {self.conf}:\n{test.stderr}")
         result = subprocess.run(self.base_command, capture_output=True, text=True, timeout=30,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, check=False)
         if result.returncode != 0:
             raise LabError(f"nginx did not start ({self.conf}):\n{result.stderr}")
         self._pid = wait_until(lambda: read_pid(self.pid_file), 10, f"nginx pid file {self.pid_file}")

@@ -50,7 +50,7 @@ def probe(port: int, server_name: str, host: str = "127.0.0.1", timeout: float =
         command.append(f"-{tls}")
     try:
         result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                timeout=timeout)
+                                timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return Staple(server_name, port, False, False, error=f"no answer within {timeout}s")
     out = result.stdout

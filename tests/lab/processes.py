@@ -66,4 +66,3 @@ def stop_pid(pid: int | None, timeout: float = 10.0, sig: int = signal.SIGTERM) 
         except ProcessLookupError:
             return
         wait_until(lambda: not pid_alive(pid), 5.0, f"pid {pid} to exit after SIGKILL")
-

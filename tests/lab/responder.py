@@ -128,7 +128,7 @@ def build_response(state: ResponderState, request_der: bytes, mode: str) -> byte
 
 def _key_hash(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
     spki = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
     # The key hash covers the BIT STRING contents of subjectPublicKey, not the whole SPKI.
     digest = hashes.Hash(algorithm)
     digest.update(_spki_bitstring(spki))
@@ -144,7 +144,7 @@ def _spki_bitstring(spki: bytes) -> bytes:
         n = first & 0x7F
         return int.from_bytes(data[i + 1:i + 1 + n], "big"), i + 1 + n
 
-    _, i = read_len(spki, 1)          # outer SEQUENCE
+    i = read_len(spki, 1)[1]          # outer SEQUENCE: step inside
     length, j = read_len(spki, i + 1)  # AlgorithmIdentifier SEQUENCE
     i = j + length
     length, j = read_len(spki, i + 1)  # BIT STRING
