@@ -1,0 +1,924 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to ocsp.stapling
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one change shape every server dialect goes through.
+
+    plan → validate the candidate → back up → swap atomically → reload gracefully
+    → verify → (on any failure) restore, reload or start again, verify, explain.
+
+Host side: Python standard library only. Nothing here knows Apache or nginx; a dialect
+hands over *what* to write (files holding a managed block or whole managed content,
+symlinks), *how* to test and reload (commands), and *what healthy looks like* afterwards
+(a pid file, TLS endpoints, error-log patterns). See ``docs/change-shape.md``.
+
+Why the candidate is validated inside a private mount namespace: a configtest can only
+read the config from its real paths (Apache's ``Include`` lines are absolute or relative
+to ``ServerRoot``), and writing the candidate there first would let a crash, a kill or a
+concurrent reload pick up a config that was never tested. ``unshare --mount`` gives the
+configtest a private view in which each changed directory is replaced by a copy holding
+the candidate; the live tree is never touched. Where ``unshare`` cannot be used (not
+root, a container without CAP_SYS_ADMIN) ``swap`` validation writes the candidate, tests
+it and puts the old files back on failure, under a lock, and says so in a warning.
+
+Why a configtest is not enough: ``apache2 -t`` stops after parsing, before mod_ssl sets
+stapling up, so ``SSLUseStapling on`` without ``SSLStaplingCache`` passes ``-t`` and the
+graceful restart then kills the whole server (AH01872, AH00020). Every reload is
+therefore followed by a liveness check of the parent, a TLS handshake per endpoint and a
+scan of the error log written since the reload.
+"""
+from __future__ import annotations
+
+import difflib
+import errno
+import fcntl
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ansible_collections.ocsp.stapling.plugins.module_utils.managed_block import (
+    DEFAULT_MARKER,
+    BlockError,
+    apply_block,
+    decode,
+    encode,
+)
+
+#: Error-log lines that mean the server did not survive the reload (or cannot staple at
+#: all): AH00020 "Configuration Failed, exiting", AH01872 "Could not initialize stapling
+#: cache. Exiting.", AH01958 "SSLStapling: no stapling cache available".
+DEFAULT_FATAL_PATTERNS = ("AH00020", "AH01872", "AH01958")
+#: Lines that mean a certificate cannot be stapled as configured, while the server keeps
+#: running: AH02217 issuer certificate not found, AH02218 no OCSP URL in the certificate,
+#: AH02604 "Unable to configure certificate ... for stapling". Reported, not fatal: the
+#: lab's (and many real) URL-less certificates log them on every start.
+DEFAULT_WARNING_PATTERNS = ("AH02217", "AH02218", "AH02604")
+DEFAULT_BACKUP_DIR = "/var/backups/ocsp.stapling"
+COMMAND_TIMEOUT = 180
+MAX_LOG_READ = 4 * 1024 * 1024
+
+
+class ChangeError(Exception):
+    """The change failed; ``result`` says what ran, what was found and what was restored."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.result = result or {}
+
+
+# --------------------------------------------------------------------------- specs
+
+@dataclass
+class FileSpec:
+    path: str
+    block: str | None = None
+    content: str | None = None
+    state: str = "present"
+    marker: str = DEFAULT_MARKER
+    insert_before: str | None = None
+    insert_after: str | None = None
+    mode: str | None = None
+    owner: str | None = None
+    group: str | None = None
+
+
+@dataclass
+class LinkSpec:
+    path: str
+    src: str | None = None
+    state: str = "present"
+
+
+@dataclass
+class Endpoint:
+    host: str = "127.0.0.1"
+    port: int = 443
+    server_name: str | None = None
+
+
+@dataclass
+class VerifySpec:
+    pid_file: str | None = None
+    endpoints: list[Endpoint] = field(default_factory=list)
+    error_log: str | None = None
+    fatal_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_FATAL_PATTERNS))
+    warning_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_WARNING_PATTERNS))
+    ready_patterns: list[str] = field(default_factory=list)
+    timeout: float = 30.0
+    settle: float = 1.0
+
+
+@dataclass
+class ChangeRequest:
+    files: list[FileSpec] = field(default_factory=list)
+    links: list[LinkSpec] = field(default_factory=list)
+    configtest_command: str | list[str] | None = None
+    reload_command: str | list[str] | None = None
+    start_command: str | list[str] | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    candidate_validation: str = "auto"
+    backup_dir: str = DEFAULT_BACKUP_DIR
+    verify: VerifySpec | None = None
+    reload: str = "on_change"
+    check_mode: bool = False
+    diff: bool = False
+
+
+# --------------------------------------------------------------------------- plan
+
+@dataclass
+class PlannedFile:
+    spec: FileSpec
+    before: bytes | None
+    after: bytes | None
+    mode: int | None
+    uid: int | None
+    gid: int | None
+    attributes_changed: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after or self.attributes_changed
+
+    @property
+    def path(self) -> str:
+        return self.spec.path
+
+
+@dataclass
+class PlannedLink:
+    spec: LinkSpec
+    before: str | None
+    after: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    @property
+    def path(self) -> str:
+        return self.spec.path
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise ChangeError(f"{path} is a directory; the change expects a config file there. "
+                          "Point the role's path variable at the file, not its directory.") from None
+
+
+def _uid(owner: str | None) -> int | None:
+    if owner is None:
+        return None
+    if owner.isdigit():
+        return int(owner)
+    import pwd
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        raise ChangeError(f"owner {owner!r} does not exist on this host; give an existing user "
+                          "or leave owner unset to keep the file's current owner") from None
+
+
+def _gid(group: str | None) -> int | None:
+    if group is None:
+        return None
+    if group.isdigit():
+        return int(group)
+    import grp
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ChangeError(f"group {group!r} does not exist on this host; give an existing group "
+                          "or leave group unset to keep the file's current group") from None
+
+
+def plan_file(spec: FileSpec) -> PlannedFile:
+    if spec.state not in ("present", "absent"):
+        raise ChangeError(f"{spec.path}: state must be present or absent, not {spec.state!r}")
+    if spec.block is not None and spec.content is not None:
+        raise ChangeError(f"{spec.path}: give either block (a managed block inside the file) or "
+                          "content (the whole file), not both")
+    before = _read(spec.path)
+    if spec.content is not None or (spec.block is None and spec.state == "absent"):
+        after = encode(spec.content) if spec.state == "present" and spec.content is not None else None
+        if spec.state == "present" and spec.content is None:
+            raise ChangeError(f"{spec.path}: state=present needs block or content")
+    else:
+        if spec.state == "present" and spec.block is None:
+            raise ChangeError(f"{spec.path}: state=present needs block or content")
+        if before is None and spec.state == "absent":
+            after = None
+        else:
+            try:
+                text = apply_block(decode(before or b""), spec.block, spec.state, spec.marker,
+                                   spec.insert_before, spec.insert_after)
+            except BlockError as exc:
+                raise ChangeError(f"{spec.path}: {exc}") from None
+            except re.error as exc:
+                raise ChangeError(f"{spec.path}: insert_before/insert_after is not a valid "
+                                  f"regular expression ({exc})") from None
+            after = encode(text)
+    mode = int(spec.mode, 8) if spec.mode else None
+    uid, gid = _uid(spec.owner), _gid(spec.group)
+    attributes_changed = False
+    if before is not None and after is not None:
+        st = os.stat(spec.path)
+        attributes_changed = ((mode is not None and (st.st_mode & 0o7777) != mode)
+                              or (uid is not None and st.st_uid != uid)
+                              or (gid is not None and st.st_gid != gid))
+    return PlannedFile(spec, before, after, mode, uid, gid, attributes_changed)
+
+
+def plan_link(spec: LinkSpec) -> PlannedLink:
+    if spec.state not in ("present", "absent"):
+        raise ChangeError(f"{spec.path}: link state must be present or absent, not {spec.state!r}")
+    if os.path.islink(spec.path):
+        before = os.readlink(spec.path)
+    elif os.path.lexists(spec.path):
+        raise ChangeError(f"{spec.path} exists and is not a symlink; the change expected to manage "
+                          f"a symlink there (a2enconf style). Move the file away or point the "
+                          f"role's link path elsewhere.")
+    else:
+        before = None
+    if spec.state == "present" and not spec.src:
+        raise ChangeError(f"{spec.path}: a present link needs src")
+    after = spec.src if spec.state == "present" else None
+    return PlannedLink(spec, before, after)
+
+
+def file_diff(item: PlannedFile) -> dict[str, str]:
+    return {"before_header": item.path if item.before is not None else "/dev/null",
+            "after_header": item.path if item.after is not None else "/dev/null",
+            "before": decode(item.before) if item.before is not None else "",
+            "after": decode(item.after) if item.after is not None else ""}
+
+
+def link_diff(item: PlannedLink) -> dict[str, str]:
+    return {"before_header": f"{item.path} (symlink)", "after_header": f"{item.path} (symlink)",
+            "before": f"-> {item.before}\n" if item.before else "",
+            "after": f"-> {item.after}\n" if item.after else ""}
+
+
+def unified(item: PlannedFile) -> str:
+    diff = file_diff(item)
+    return "".join(difflib.unified_diff(diff["before"].splitlines(True), diff["after"].splitlines(True),
+                                        diff["before_header"], diff["after_header"]))
+
+
+# --------------------------------------------------------------------------- commands
+
+def split_command(command: str | list[str] | None) -> list[str] | None:
+    if command is None or command == "" or command == []:
+        return None
+    if isinstance(command, str):
+        return shlex.split(command)
+    return [str(part) for part in command]
+
+
+def run_command(argv: list[str], environment: dict[str, str], timeout: float = COMMAND_TIMEOUT
+                ) -> tuple[int, str]:
+    env = dict(os.environ, **{k: str(v) for k, v in environment.items()})
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, env=env, timeout=timeout, check=False)
+    except FileNotFoundError:
+        return 127, f"{argv[0]}: command not found"
+    except PermissionError:
+        return 126, f"{argv[0]}: permission denied (not executable?)"
+    except subprocess.TimeoutExpired as exc:
+        out = exc.output.decode("utf-8", "replace") if exc.output else ""
+        return 124, f"{out}\n{shlex.join(argv)}: no exit within {timeout:.0f}s"
+    return proc.returncode, proc.stdout.decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- namespace
+
+def unshare_available(environment: dict[str, str] | None = None) -> tuple[bool, str]:
+    """Can this process create a private mount namespace (root, CAP_SYS_ADMIN)?"""
+    unshare = shutil.which("unshare")
+    if not unshare:
+        return False, "unshare(1) is not installed"
+    rc, out = run_command([unshare, "--mount", "--propagation", "private", "true"], {}, 30)
+    if rc != 0:
+        return False, f"unshare --mount failed ({out.strip() or 'rc ' + str(rc)})"
+    return True, ""
+
+
+def _anchor(path: str) -> tuple[str, str]:
+    """(nearest existing ancestor directory of path's parent, path relative to it)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    anchor = parent
+    while not os.path.isdir(anchor):
+        up = os.path.dirname(anchor)
+        if up == anchor:
+            break
+        anchor = up
+    return anchor, os.path.relpath(os.path.abspath(path), anchor)
+
+
+class CandidateTree:
+    """Shallow copies of every changed directory, holding the candidate files.
+
+    Each copy holds the directory's files and symlinks; its subdirectories are empty
+    mount points onto which the live subdirectories are bind-mounted inside the
+    namespace, so only the changed directories' own files are copied, however big the
+    tree under them is (cPanel's ``userdata/`` can hold thousands of users).
+    """
+
+    def __init__(self, files: list[PlannedFile], links: list[PlannedLink]) -> None:
+        self.staging = tempfile.mkdtemp(prefix="ocsp-stapling-candidate-")
+        self.copies: dict[str, str] = {}
+        self.mounts: list[tuple[str, str]] = []
+        changes: dict[str, list[tuple[str, object]]] = {}
+        for item in [*files, *links]:
+            if item.changed:
+                anchor, rel = _anchor(item.path)
+                changes.setdefault(anchor, []).append((rel, item))
+        for index, anchor in enumerate(sorted(changes, key=lambda d: (-d.count(os.sep), d))):
+            copy = os.path.join(self.staging, str(index))
+            os.mkdir(copy)
+            shutil.copystat(anchor, copy)
+            submounts = []
+            with os.scandir(anchor) as entries:
+                for entry in entries:
+                    target = os.path.join(copy, entry.name)
+                    if entry.is_symlink():
+                        os.symlink(os.readlink(entry.path), target)
+                    elif entry.is_dir():
+                        os.mkdir(target)
+                        submounts.append((entry.path, target))
+                    elif entry.is_file():
+                        shutil.copy2(entry.path, target)
+            for rel, item in changes[anchor]:
+                target = os.path.join(copy, rel)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                if os.path.lexists(target) and not os.path.isdir(target):
+                    os.unlink(target)
+                if isinstance(item, PlannedFile) and item.after is not None:
+                    with open(target, "wb") as handle:
+                        handle.write(item.after)
+                    if item.mode is not None:
+                        os.chmod(target, item.mode)
+                elif isinstance(item, PlannedLink) and item.after is not None:
+                    os.symlink(item.after, target)
+            # Deepest directories first: a changed subdirectory is mounted over its live
+            # path before its parent's copy picks that path up with --rbind.
+            self.mounts.extend(submounts)
+            self.mounts.append((copy, anchor))
+            self.copies[anchor] = copy
+
+    def command(self, argv: list[str]) -> list[str]:
+        script = ["set -e"]
+        args: list[str] = []
+        for source, target in self.mounts:
+            script.append(f'mount --rbind "${{{len(args) + 1}}}" "${{{len(args) + 2}}}"')
+            args.extend([source, target])
+        script.append(f"shift {len(args)}")
+        script.append('exec "$@"')
+        return [shutil.which("unshare") or "unshare", "--mount", "--propagation", "private", "--",
+                "/bin/sh", "-c", "; ".join(script), "ocsp-stapling-configtest", *args, *argv]
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- verify
+
+def read_pid(pid_file: str | None) -> int | None:
+    if not pid_file:
+        return None
+    try:
+        with open(pid_file) as handle:
+            text = handle.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True while ``pid`` exists and is not a zombie (a killed parent lingers as Z)."""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            stat = handle.read()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def log_size(path: str | None) -> int:
+    if not path:
+        return 0
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def read_log_since(path: str | None, offset: int) -> str:
+    if not path:
+        return ""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            if size < offset:  # rotated or truncated: read the new file from its start
+                offset = 0
+            offset = max(offset, size - MAX_LOG_READ)
+            handle.seek(offset)
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def matching_lines(text: str, patterns: list[str]) -> list[str]:
+    if not patterns:
+        return []
+    compiled = [re.compile(p) for p in patterns]
+    return [line for line in text.splitlines() if any(c.search(line) for c in compiled)]
+
+
+def tls_handshake(endpoint: Endpoint, timeout: float = 5.0) -> dict[str, Any]:
+    """One TLS handshake with SNI; no certificate checks (we ask "does it answer TLS")."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    result: dict[str, Any] = {"host": endpoint.host, "port": endpoint.port,
+                              "server_name": endpoint.server_name, "ok": False}
+    try:
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as sock:
+            with context.wrap_socket(sock, server_hostname=endpoint.server_name or None) as tls:
+                result.update(ok=True, protocol=tls.version())
+    except (OSError, ssl.SSLError) as exc:
+        result["error"] = str(exc) or exc.__class__.__name__
+    return result
+
+
+def verify_server(spec: VerifySpec, log_offset: int, sleep: Callable[[float], None] = time.sleep
+                  ) -> dict[str, Any]:
+    """Wait until the reloaded server is healthy, or say exactly why it is not.
+
+    Healthy: the parent in the pid file is alive (not a zombie), every ready pattern (if
+    any) showed up in the log since ``log_offset``, no fatal pattern did, and every
+    endpoint completes a TLS handshake.
+    """
+    started = time.monotonic()
+    deadline = started + spec.timeout
+    result: dict[str, Any] = {"ok": False, "pid": None, "pid_alive": None, "ready": None,
+                              "endpoints": [], "fatal_lines": [], "warning_lines": [], "problem": None}
+    while True:
+        now = time.monotonic()
+        log = read_log_since(spec.error_log, log_offset)
+        result["fatal_lines"] = matching_lines(log, spec.fatal_patterns)[-20:]
+        result["warning_lines"] = matching_lines(log, spec.warning_patterns)[-20:]
+        if spec.pid_file:
+            result["pid"] = read_pid(spec.pid_file)
+            result["pid_alive"] = pid_alive(result["pid"])
+        if result["fatal_lines"]:
+            # The server may still be on its way out; give it a moment so pid_alive is true.
+            if result["pid_alive"] and now < started + spec.settle:
+                sleep(0.1)
+                continue
+            result["problem"] = "the error log shows a fatal line since the reload"
+            break
+        if spec.pid_file and not result["pid_alive"]:
+            if now >= started + spec.settle or now >= deadline:
+                result["problem"] = (f"the server's parent process ({result['pid'] or 'no pid in ' + spec.pid_file})"
+                                     " is not running")
+                break
+            sleep(0.1)
+            continue
+        ready_lines = matching_lines(log, spec.ready_patterns)
+        result["ready"] = bool(ready_lines) if spec.ready_patterns else None
+        if (not spec.ready_patterns or ready_lines) and now >= started + spec.settle:
+            result["endpoints"] = [tls_handshake(e, timeout=min(5.0, max(1.0, deadline - now)))
+                                   for e in spec.endpoints]
+            if all(e["ok"] for e in result["endpoints"]):
+                # One more liveness look: a parent that dies late still counts.
+                if spec.pid_file:
+                    result["pid_alive"] = pid_alive(read_pid(spec.pid_file))
+                    if not result["pid_alive"]:
+                        continue
+                result["ok"] = True
+                break
+        if now >= deadline:
+            if spec.ready_patterns and not ready_lines:
+                result["problem"] = (f"none of {spec.ready_patterns} appeared in {spec.error_log} "
+                                     f"within {spec.timeout:.0f}s of the reload")
+            else:
+                failed = [e for e in result["endpoints"] if not e["ok"]]
+                result["problem"] = "TLS handshakes failed: " + "; ".join(
+                    f"{e['host']}:{e['port']} ({e['server_name']}): {e.get('error')}" for e in failed)
+            break
+        sleep(0.1)
+    result["elapsed"] = round(time.monotonic() - started, 2)
+    return result
+
+
+# --------------------------------------------------------------------------- backup / swap
+
+def _write_atomic(path: str, data: bytes, mode: int | None, uid: int | None, gid: int | None) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    try:
+        st = os.stat(path)
+        keep_mode, keep_uid, keep_gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
+    except FileNotFoundError:
+        keep_mode, keep_uid, keep_gid = 0o644, -1, -1
+    fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".ocsp-stapling",
+                                dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode if mode is not None else keep_mode)
+        want_uid = uid if uid is not None else keep_uid
+        want_gid = gid if gid is not None else keep_gid
+        if want_uid != -1 or want_gid != -1:
+            try:
+                os.chown(temp, want_uid, want_gid)
+            except PermissionError:
+                pass
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+def _set_link(path: str, src: str | None) -> None:
+    if src is None:
+        if os.path.islink(path):
+            os.unlink(path)
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    temp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.ocsp-stapling")
+    if os.path.lexists(temp):
+        os.unlink(temp)
+    os.symlink(src, temp)
+    os.replace(temp, path)
+
+
+class Backup:
+    """Copies of every file and link the change touches, plus a manifest, on disk."""
+
+    def __init__(self, root: str, files: list[PlannedFile], links: list[PlannedLink]) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        self.directory = tempfile.mkdtemp(prefix=f"{stamp}-", dir=root)
+        self.files = [f for f in files if f.changed]
+        self.links = [link for link in links if link.changed]
+        self.paths: dict[str, str | None] = {}
+        manifest = {"created": stamp, "files": [], "links": []}
+        for item in self.files:
+            if item.before is None:
+                self.paths[item.path] = None
+            else:
+                copy = os.path.join(self.directory, "files", os.path.abspath(item.path).lstrip("/"))
+                os.makedirs(os.path.dirname(copy), exist_ok=True)
+                shutil.copy2(item.path, copy)
+                self.paths[item.path] = copy
+            manifest["files"].append({"path": item.path, "backup": self.paths[item.path],
+                                      "existed": item.before is not None})
+        for link in self.links:
+            manifest["links"].append({"path": link.path, "target": link.before})
+        with open(os.path.join(self.directory, "manifest.json"), "w") as handle:
+            json.dump(manifest, handle, indent=2)
+
+    def restore(self) -> list[str]:
+        """Put every file and link back as it was; return the problems (empty = all back)."""
+        problems = []
+        for item in self.files:
+            try:
+                copy = self.paths[item.path]
+                if copy is None:
+                    if os.path.lexists(item.path):
+                        os.unlink(item.path)
+                else:
+                    st = os.stat(copy)
+                    with open(copy, "rb") as handle:
+                        data = handle.read()
+                    _write_atomic(item.path, data, st.st_mode & 0o7777, st.st_uid, st.st_gid)
+            except OSError as exc:
+                problems.append(f"{item.path}: {exc}")
+        for link in self.links:
+            try:
+                _set_link(link.path, link.before)
+            except OSError as exc:
+                problems.append(f"{link.path}: {exc}")
+        return problems
+
+
+def swap(files: list[PlannedFile], links: list[PlannedLink]) -> None:
+    for item in files:
+        if not item.changed:
+            continue
+        if item.after is None:
+            if os.path.lexists(item.path):
+                os.unlink(item.path)
+        else:
+            _write_atomic(item.path, item.after, item.mode, item.uid, item.gid)
+    for link in links:
+        if link.changed:
+            _set_link(link.path, link.after)
+
+
+class _Lock:
+    """One change at a time per backup directory (per host, with the default)."""
+
+    def __init__(self, directory: str) -> None:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        self.handle = open(os.path.join(directory, ".lock"), "w")
+
+    def __enter__(self) -> "_Lock":
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                    raise ChangeError("another ocsp.stapling change has held the lock "
+                                      f"{self.handle.name} for 5 minutes; wait for it to finish "
+                                      "or remove a stale lock holder") from None
+                time.sleep(0.2)
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+# --------------------------------------------------------------------------- the shape
+
+class StaplingChange:
+    """Run one :class:`ChangeRequest` through the shape; :meth:`run` returns the result
+    dict or raises :class:`ChangeError` with the result attached."""
+
+    def __init__(self, request: ChangeRequest,
+                 runner: Callable[[list[str], dict[str, str], float], tuple[int, str]] = run_command,
+                 namespace_probe: Callable[[dict[str, str]], tuple[bool, str]] = unshare_available
+                 ) -> None:
+        self.request = request
+        self.runner = runner
+        self.namespace_probe = namespace_probe
+        self.warnings: list[str] = []
+        self.result: dict[str, Any] = {
+            "changed": False, "files": [], "links": [], "configtest": {"ran": False},
+            "reload": {"ran": False}, "verification": None, "rolled_back": False,
+            "backup_dir": None, "warnings": self.warnings,
+        }
+
+    # -- helpers
+    def _run(self, command, what: str) -> tuple[int, str]:
+        argv = split_command(command)
+        if argv is None:
+            return 0, f"(no {what} command configured)"
+        return self.runner(argv, self.request.environment, COMMAND_TIMEOUT)
+
+    def _validation_method(self) -> str:
+        method = self.request.candidate_validation
+        if method not in ("namespace", "swap", "auto"):
+            raise ChangeError(f"candidate_validation must be namespace, swap or auto, not {method!r}")
+        if method == "swap":
+            return "swap"
+        ok, why = self.namespace_probe(self.request.environment)
+        if ok:
+            return "namespace"
+        if method == "namespace":
+            raise ChangeError(f"candidate_validation=namespace, but a private mount namespace is not "
+                              f"available: {why}. Run as root on a host that allows unshare(1), or "
+                              f"use candidate_validation=swap (briefly writes the candidate to the "
+                              f"live files, under a lock).")
+        self.warnings.append(f"Validating the candidate by swapping it in and restoring on failure "
+                             f"(a private mount namespace is not available: {why}); the live files "
+                             f"held the untested candidate for the length of one configtest.")
+        return "swap"
+
+    def _configtest_namespace(self, files, links) -> tuple[int, str]:
+        argv = split_command(self.request.configtest_command)
+        tree = CandidateTree(files, links)
+        try:
+            return self.runner(tree.command(argv), self.request.environment, COMMAND_TIMEOUT)
+        finally:
+            tree.cleanup()
+
+    # -- the shape
+    def run(self) -> dict[str, Any]:
+        req = self.request
+        if req.reload not in ("on_change", "always", "never"):
+            raise ChangeError(f"reload must be on_change, always or never, not {req.reload!r}")
+        files = [plan_file(spec) for spec in req.files]
+        links = [plan_link(spec) for spec in req.links]
+        changed = any(f.changed for f in files) or any(link.changed for link in links)
+        self.result["files"] = [{"path": f.path, "changed": f.changed, "backup": None,
+                                 "exists": f.after is not None} for f in files]
+        self.result["links"] = [{"path": link.path, "changed": link.changed,
+                                 "target": link.after} for link in links]
+        if req.diff:
+            self.result["diff"] = ([file_diff(f) for f in files if f.changed]
+                                   + [link_diff(link) for link in links if link.changed])
+        if not changed and req.reload != "always":
+            return self.result
+        if req.check_mode:
+            self.result["changed"] = True
+            if changed and split_command(req.configtest_command):
+                method = self._validation_method()
+                if method == "namespace":
+                    rc, out = self._configtest_namespace(files, links)
+                    self.result["configtest"] = {"ran": True, "rc": rc, "output": out,
+                                                 "method": method, "passed": rc == 0}
+                    if rc != 0:
+                        self.warnings.append("The candidate configuration FAILS configtest; a real "
+                                             "run would stop here and change nothing.")
+                else:
+                    self.warnings.append("Check mode did not run configtest: without a private mount "
+                                         "namespace that would need writing the live files.")
+            return self.result
+        with _Lock(req.backup_dir):
+            return self._apply(files, links, changed)
+
+    def _apply(self, files, links, changed: bool) -> dict[str, Any]:
+        req = self.request
+        backup = None
+        swapped = False
+        if changed:
+            method = self._validation_method() if split_command(req.configtest_command) else None
+            if method == "namespace":
+                rc, out = self._configtest_namespace(files, links)
+                self._record_configtest(rc, out, method)
+                if rc != 0:
+                    self._fail_configtest(out)
+            backup = Backup(req.backup_dir, files, links)
+            self.result["backup_dir"] = backup.directory
+            for entry in self.result["files"]:
+                entry["backup"] = backup.paths.get(entry["path"])
+            swap(files, links)
+            swapped = True
+            self.result["changed"] = True
+            if method == "swap":
+                rc, out = self._run(req.configtest_command, "configtest")
+                self._record_configtest(rc, out, method)
+                if rc != 0:
+                    problems = backup.restore()
+                    self.result["rolled_back"] = not problems
+                    if problems:
+                        raise ChangeError(self._unrestorable("the candidate failed configtest", out,
+                                                             backup, problems), self.result)
+                    self._fail_configtest(out, restored=True)
+            if method is None:
+                self.warnings.append("No configtest command is configured: the candidate was not "
+                                     "validated before it went live.")
+        if req.reload == "never" or (not changed and req.reload == "on_change"):
+            return self.result
+        self.result["changed"] = True
+        offset = log_size(req.verify.error_log if req.verify else None)
+        rc, out = self._run(req.reload_command, "reload")
+        self.result["reload"] = {"ran": True, "rc": rc, "output": out[-4000:],
+                                 "command": split_command(req.reload_command)}
+        verification = None
+        if rc == 0 and req.verify:
+            verification = verify_server(req.verify, offset)
+            self.result["verification"] = verification
+        if req.verify and verification and verification["warning_lines"]:
+            self.warnings.append("The error log since the reload shows certificates that cannot be "
+                                 "stapled as configured: " + " | ".join(verification["warning_lines"][-5:]))
+        if rc == 0 and (verification is None or verification["ok"]):
+            return self.result
+        what = (f"the reload command {shlex.join(split_command(req.reload_command) or [])} exited {rc}: "
+                f"{out.strip()[-1500:]}" if rc != 0 else
+                f"after the reload {verification['problem']}"
+                + self._findings(verification))
+        if not swapped:
+            raise ChangeError(f"The server was reloaded without a configuration change and is not "
+                              f"healthy: {what}. Nothing was changed on disk, so there is nothing to "
+                              f"roll back; look at the error log and start or reload it by hand.",
+                              self.result)
+        self._rollback(backup, what)
+        raise AssertionError("unreachable")  # _rollback always raises
+
+    # -- failures
+    def _record_configtest(self, rc: int, out: str, method: str) -> None:
+        self.result["configtest"] = {"ran": True, "rc": rc, "output": out[-4000:], "method": method,
+                                     "passed": rc == 0}
+
+    def _fail_configtest(self, out: str, restored: bool = False) -> None:
+        req = self.request
+        live_rc, _live_out = self._run(req.configtest_command, "configtest")
+        live = ("The live configuration passes configtest, so the failure comes from this change."
+                if live_rc == 0 else
+                "The live configuration FAILS configtest as well (before this change): fix that "
+                "first, or the next restart of the server will fail.")
+        changed = ", ".join(f["path"] for f in self.result["files"] if f["changed"])
+        raise ChangeError(
+            f"The candidate configuration failed configtest "
+            f"({shlex.join(split_command(req.configtest_command) or [])}): {out.strip()[-1500:]}. "
+            + (f"The candidate was briefly swapped in for the test and the old files are back "
+               f"({changed or 'links only'}); " if restored else
+               f"No live file was changed ({changed or 'links only'} still hold the old content) and ")
+            + f"the server was not reloaded. {live}", self.result)
+
+    @staticmethod
+    def _findings(verification: dict | None) -> str:
+        if not verification:
+            return ""
+        parts = []
+        if verification.get("fatal_lines"):
+            parts.append("error log: " + " | ".join(verification["fatal_lines"][-5:]))
+        failed = [e for e in verification.get("endpoints", []) if not e["ok"]]
+        if failed:
+            parts.append("TLS: " + "; ".join(f"{e['server_name'] or e['host']}:{e['port']} "
+                                             f"{e.get('error')}" for e in failed))
+        return f" ({'; '.join(parts)})" if parts else ""
+
+    def _unrestorable(self, what: str, detail: str, backup: Backup, problems: list[str]) -> str:
+        req = self.request
+        return (f"{what} ({detail.strip()[-800:]}) and the old configuration could NOT be restored: "
+                f"{'; '.join(problems)}. The backup is in {backup.directory} (manifest.json lists each "
+                f"file). Copy those files back by hand, run "
+                f"'{shlex.join(split_command(req.configtest_command) or ['<configtest>'])}', then "
+                f"'{shlex.join(split_command(req.reload_command) or ['<reload>'])}' (or "
+                f"'{shlex.join(split_command(req.start_command) or ['<start>'])}' if the server is down).")
+
+    def _rollback(self, backup: Backup, what: str) -> None:
+        req = self.request
+        problems = backup.restore()
+        if problems:
+            raise ChangeError(self._unrestorable(what, "", backup, problems), self.result)
+        self.result["rolled_back"] = True
+        parent_alive = pid_alive(read_pid(req.verify.pid_file)) if req.verify and req.verify.pid_file else True
+        offset = log_size(req.verify.error_log if req.verify else None)
+        if parent_alive:
+            action, command = "reloaded", req.reload_command
+        else:
+            action, command = "started", req.start_command
+        recovery: dict[str, Any] = {"action": action, "command": split_command(command)}
+        if split_command(command) is None:
+            recovery.update(rc=None, output="no command configured")
+            self.result["recovery"] = recovery
+            raise ChangeError(
+                f"The change failed: {what}. The old configuration is back on disk (backup: "
+                f"{backup.directory}), but the server is down and no start command is configured: "
+                f"start it by hand now.", self.result)
+        rc, out = self._run(command, action)
+        recovery.update(rc=rc, output=out[-2000:])
+        check = verify_server(req.verify, offset) if req.verify and rc == 0 else None
+        recovery["verification"] = check
+        self.result["recovery"] = recovery
+        if rc == 0 and (check is None or check["ok"]):
+            raise ChangeError(
+                f"The change failed: {what}. The old configuration was restored from {backup.directory} "
+                f"and the server was {action} with it"
+                + (" and verified: it is running and answering TLS again." if check else ".")
+                + " Nothing is broken now; fix the cause above before trying again.", self.result)
+        detail = out.strip()[-800:] if rc != 0 else (check or {}).get("problem")
+        raise ChangeError(
+            f"The change failed: {what}. The old configuration was restored from {backup.directory}, "
+            f"but the server could not be {action} with it: {detail}{self._findings(check)}. The server "
+            f"may be DOWN: run '{shlex.join(split_command(req.configtest_command) or ['<configtest>'])}' "
+            f"and '{shlex.join(split_command(req.start_command) or ['<start>'])}' by hand and read its "
+            f"error log.", self.result)
+
+
+def request_from_params(params: dict[str, Any], check_mode: bool = False, diff: bool = False
+                        ) -> ChangeRequest:
+    """Build a :class:`ChangeRequest` from the module's parameters."""
+    files = [FileSpec(**{k: v for k, v in item.items() if v is not None}) for item in params.get("files") or []]
+    links = [LinkSpec(**{k: v for k, v in item.items() if v is not None}) for item in params.get("links") or []]
+    verify = None
+    if params.get("verify"):
+        raw = {k: v for k, v in params["verify"].items() if v is not None}
+        raw["endpoints"] = [Endpoint(**{k: v for k, v in e.items() if v is not None})
+                            for e in raw.get("endpoints") or []]
+        verify = VerifySpec(**raw)
+    return ChangeRequest(
+        files=files, links=links,
+        configtest_command=params.get("configtest_command"),
+        reload_command=params.get("reload_command"),
+        start_command=params.get("start_command"),
+        environment=params.get("environment") or {},
+        candidate_validation=params.get("candidate_validation") or "auto",
+        backup_dir=params.get("backup_dir") or DEFAULT_BACKUP_DIR,
+        verify=verify, reload=params.get("reload") or "on_change",
+        check_mode=check_mode, diff=diff)

@@ -1,0 +1,359 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to ocsp.stapling
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: stapling_change
+short_description: Change web server config safely - validate, back up, swap, reload gracefully, verify, roll back
+version_added: 0.1.0
+description:
+  - The one change shape every server role of this collection uses. It writes managed
+    blocks (or whole managed files) and symlinks, and never leaves the server worse off.
+  - Order of work. Compute the candidate files. Run O(configtest_command) against the
+    candidate B(before) any live file changes (see O(candidate_validation)). Back up
+    every file it will touch under O(backup_dir). Swap each file atomically (temporary
+    file and rename in the same directory, mode and owner kept). Run
+    O(reload_command) (a graceful reload). Verify the server (O(verify)). On any
+    failure after the swap, restore the backups, reload again (or run O(start_command)
+    when the parent process died) and fail with a message saying what happened and
+    whether the old configuration is back and serving.
+  - A configtest is not enough. C(apache2 -t) stops after parsing, before mod_ssl sets
+    stapling up, so C(SSLUseStapling on) without C(SSLStaplingCache) passes it and the
+    graceful restart then exits the whole server (AH01872, AH00020). O(verify) therefore
+    checks, after every reload, that the parent process is alive, that every endpoint
+    completes a TLS handshake, and that no fatal line was written to the error log.
+  - Outside the managed block, files are kept byte for byte.
+author:
+  - ocsp.stapling maintainers
+attributes:
+  check_mode:
+    support: full
+    details: Reports the diff and runs the configtest against the candidate in a private
+      mount namespace (read-only for the live tree). Nothing is written or reloaded.
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+options:
+  files:
+    description:
+      - Files to manage. Each holds either a marked O(files[].block) inside the file or
+        whole O(files[].content).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Absolute path of the file. Missing parent directories are created.
+        type: path
+        required: true
+      block:
+        description:
+          - Text of the managed block, without the marker lines. With O(files[].state=absent)
+            the block is removed and the rest of the file kept.
+        type: str
+      content:
+        description:
+          - Whole content of a file the collection owns. With O(files[].state=absent) the
+            file is deleted.
+        type: str
+      state:
+        description: Whether the block (or file) should be there.
+        type: str
+        choices: [present, absent]
+        default: present
+      marker:
+        description: Marker line template; C({mark}) becomes C(BEGIN) and C(END).
+        type: str
+        default: "# {mark} ocsp.stapling managed block"
+      insert_before:
+        description: Regular expression; a new block goes before the first matching line.
+        type: str
+      insert_after:
+        description: Regular expression; a new block goes after the last matching line.
+        type: str
+      mode:
+        description: Octal mode as a string (V("0644")). Default keeps the file's mode (V("0644") for new files).
+        type: str
+      owner:
+        description: Owner. Default keeps the file's owner.
+        type: str
+      group:
+        description: Group. Default keeps the file's group.
+        type: str
+  links:
+    description: Symlinks to manage (C(a2enconf) style enabling).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Path of the link.
+        type: path
+        required: true
+      src:
+        description: What the link points to (kept as given, relative or absolute).
+        type: str
+      state:
+        description: Whether the link should exist.
+        type: str
+        choices: [present, absent]
+        default: present
+  configtest_command:
+    description:
+      - Command that exits 0 when the configuration is valid (V(apache2ctl -t)). A string
+        is split like a shell would (no shell features); a list is used as is.
+      - Without it the candidate is not validated and a warning says so.
+    type: raw
+  reload_command:
+    description: Graceful reload command (V(apache2ctl -k graceful)); string or list.
+    type: raw
+  start_command:
+    description:
+      - Command that starts the server when the reload killed it (V(apache2ctl -k start));
+        used only during a rollback.
+    type: raw
+  environment:
+    description: Extra environment for every command (V(APACHE_CONFDIR) for a private apache2).
+    type: dict
+    default: {}
+  candidate_validation:
+    description:
+      - V(namespace) runs the configtest in a private mount namespace (C(unshare --mount))
+        in which each changed directory is replaced by a copy holding the candidate; the
+        live tree never changes. Needs root (CAP_SYS_ADMIN).
+      - V(swap) writes the candidate to the live files, runs the configtest and puts the
+        old files back if it fails (under a lock; the live files hold an untested
+        candidate for the length of one configtest).
+      - V(auto) uses V(namespace) when possible, else V(swap) with a warning.
+    type: str
+    choices: [namespace, swap, auto]
+    default: auto
+  backup_dir:
+    description: Where backups go, one timestamped directory per change, with a C(manifest.json).
+    type: path
+    default: /var/backups/ocsp.stapling
+  reload:
+    description:
+      - V(on_change) reloads only when a file or link changed; V(always) also reloads an
+        unchanged config (Apache keeps stapling a cached C(tryLater) for up to
+        C(SSLStaplingStandardCacheTimeout) after a responder outage unless reloaded);
+        V(never) only writes the files.
+    type: str
+    choices: [on_change, always, never]
+    default: on_change
+  verify:
+    description: What a healthy server looks like after the reload. Without it only the reload's exit code counts.
+    type: dict
+    suboptions:
+      pid_file:
+        description: Pid file of the parent process; it must be alive (and not a zombie).
+        type: path
+      endpoints:
+        description: TLS endpoints that must complete a handshake (SNI sent, certificate not checked).
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          host:
+            description: Address to connect to.
+            type: str
+            default: 127.0.0.1
+          port:
+            description: TCP port.
+            type: int
+            default: 443
+          server_name:
+            description: SNI name to send.
+            type: str
+      error_log:
+        description: Error log scanned from its size before the reload.
+        type: path
+      fatal_patterns:
+        description: Regular expressions; a matching log line since the reload fails the change.
+        type: list
+        elements: str
+        default: [AH00020, AH01872, AH01958]
+      warning_patterns:
+        description: Regular expressions; matching lines are reported as warnings (not fatal).
+        type: list
+        elements: str
+        default: [AH02217, AH02218, AH02604]
+      ready_patterns:
+        description:
+          - Regular expressions; one must appear in the log since the reload before the
+            endpoints are checked (Apache logs C(AH00489 ... resuming normal operations)
+            once the graceful restart finished; before that the old children still answer).
+        type: list
+        elements: str
+        default: []
+      timeout:
+        description: Seconds to wait for the server to become healthy.
+        type: float
+        default: 30
+      settle:
+        description: Seconds to wait after the reload before the first health verdict.
+        type: float
+        default: 1
+"""
+
+EXAMPLES = r"""
+- name: Turn stapling off server-wide on Debian, validated, verified, rolled back on failure
+  ocsp.stapling.stapling_change:
+    files:
+      - path: /etc/apache2/conf-available/zz-ocsp-stapling.conf
+        content: |
+          # Managed by ocsp.stapling
+          SSLUseStapling off
+        mode: "0644"
+    links:
+      - path: /etc/apache2/conf-enabled/zz-ocsp-stapling.conf
+        src: ../conf-available/zz-ocsp-stapling.conf
+    configtest_command: apache2ctl -t
+    reload_command: apache2ctl -k graceful
+    start_command: apache2ctl -k start
+    verify:
+      pid_file: /run/apache2/apache2.pid
+      error_log: /var/log/apache2/error.log
+      ready_patterns: [AH00489]
+      endpoints:
+        - port: 443
+          server_name: www.example.com
+
+- name: A managed block inside a cPanel include file, other content kept
+  ocsp.stapling.stapling_change:
+    files:
+      - path: /etc/apache2/conf.d/includes/pre_virtualhost_global.conf
+        block: SSLUseStapling off
+    configtest_command: /usr/sbin/httpd -t
+    reload_command: /scripts/restartsrv_httpd --graceful
+"""
+
+RETURN = r"""
+files:
+  description: One entry per managed file.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "/etc/apache2/conf-available/zz-ocsp-stapling.conf", "changed": true,
+            "backup": "/var/backups/ocsp.stapling/20250101T030000-x/files/etc/apache2/...", "exists": true}]
+links:
+  description: One entry per managed symlink (path, changed, target).
+  returned: always
+  type: list
+  elements: dict
+configtest:
+  description: The candidate's configtest (ran, rc, output, method, passed).
+  returned: always
+  type: dict
+reload:
+  description: The reload (ran, command, rc, output).
+  returned: always
+  type: dict
+verification:
+  description:
+    - Health after the reload (ok, pid, pid_alive, ready, endpoints, fatal_lines,
+      warning_lines, problem, elapsed); null when nothing was reloaded.
+  returned: always
+  type: dict
+rolled_back:
+  description: Whether the backups were put back after a failure.
+  returned: always
+  type: bool
+recovery:
+  description: After a rollback, how the server was brought back (action, command, rc, output, verification).
+  returned: when rolled back after a reload
+  type: dict
+backup_dir:
+  description: This change's backup directory (null when nothing was written).
+  returned: always
+  type: str
+warnings_list:
+  description: Warnings also shown as Ansible warnings.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ocsp.stapling.plugins.module_utils.change import (
+    ChangeError,
+    StaplingChange,
+    request_from_params,
+)
+
+FILE_SPEC = dict(
+    path=dict(type="path", required=True),
+    block=dict(type="str"),
+    content=dict(type="str"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    marker=dict(type="str", default="# {mark} ocsp.stapling managed block"),
+    insert_before=dict(type="str"),
+    insert_after=dict(type="str"),
+    mode=dict(type="str"),
+    owner=dict(type="str"),
+    group=dict(type="str"),
+)
+LINK_SPEC = dict(
+    path=dict(type="path", required=True),
+    src=dict(type="str"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+)
+ENDPOINT_SPEC = dict(
+    host=dict(type="str", default="127.0.0.1"),
+    port=dict(type="int", default=443),
+    server_name=dict(type="str"),
+)
+VERIFY_SPEC = dict(
+    pid_file=dict(type="path"),
+    endpoints=dict(type="list", elements="dict", options=ENDPOINT_SPEC, default=[]),
+    error_log=dict(type="path"),
+    fatal_patterns=dict(type="list", elements="str", default=["AH00020", "AH01872", "AH01958"]),
+    warning_patterns=dict(type="list", elements="str", default=["AH02217", "AH02218", "AH02604"]),
+    ready_patterns=dict(type="list", elements="str", default=[]),
+    timeout=dict(type="float", default=30),
+    settle=dict(type="float", default=1),
+)
+ARGUMENT_SPEC = dict(
+    files=dict(type="list", elements="dict", options=FILE_SPEC, default=[],
+               mutually_exclusive=[["block", "content"], ["insert_before", "insert_after"]]),
+    links=dict(type="list", elements="dict", options=LINK_SPEC, default=[]),
+    configtest_command=dict(type="raw"),
+    reload_command=dict(type="raw"),
+    start_command=dict(type="raw"),
+    environment=dict(type="dict", default={}),
+    candidate_validation=dict(type="str", choices=["namespace", "swap", "auto"], default="auto"),
+    backup_dir=dict(type="path", default="/var/backups/ocsp.stapling"),
+    reload=dict(type="str", choices=["on_change", "always", "never"], default="on_change"),
+    verify=dict(type="dict", options=VERIFY_SPEC),
+)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    request = request_from_params(module.params, check_mode=module.check_mode, diff=module._diff)
+    change = StaplingChange(request)
+    try:
+        result = change.run()
+    except ChangeError as exc:
+        result = dict(exc.result)
+        for warning in result.pop("warnings", []):
+            module.warn(warning)
+        module.fail_json(msg=exc.message, warnings_list=change.warnings, **result)
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg=f"stapling_change stopped on an unexpected error: {exc}. The live files "
+                             f"may or may not have been changed; look in {request.backup_dir} for a "
+                             f"backup made by this run.", exception=traceback.format_exc())
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    module.exit_json(warnings_list=change.warnings, **result)
+
+
+if __name__ == "__main__":
+    main()
