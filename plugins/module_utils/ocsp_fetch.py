@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import ipaddress
 import re
 import socket
 import ssl
@@ -345,9 +346,22 @@ def _ms(start: float) -> float:
     return round((time.monotonic() - start) * 1000, 1)
 
 
-def families(ip_version: str) -> list[str]:
-    """The address families to test: ``both`` means IPv4 and IPv6 separately."""
-    return ["4", "6"] if ip_version == "both" else [ip_version]
+def families(ip_version: str, url: str | None = None, proxy: str | None = None) -> list[str]:
+    """The address families to test: ``both`` means IPv4 and IPv6 separately.
+
+    When the host connected to (the proxy, else the URL's host) is an IP literal, only its
+    own family applies: a web server never reaches ``http://192.0.2.1/`` over IPv6.
+    """
+    if ip_version != "both":
+        return [ip_version]
+    target = proxy if proxy else url
+    if target:
+        host = urllib.parse.urlsplit(target if "://" in target else "http://" + target).hostname or ""
+        try:
+            return [str(ipaddress.ip_address(host).version)]
+        except ValueError:
+            pass
+    return ["4", "6"]
 
 
 def fetch_many(jobs: list[dict], timeout: float = DEFAULT_TIMEOUT, ip_version: str = "any",
@@ -359,7 +373,7 @@ def fetch_many(jobs: list[dict], timeout: float = DEFAULT_TIMEOUT, ip_version: s
     ``id``. A bounded pool keeps a large certificate list from opening hundreds of
     connections at once.
     """
-    units = [(job, family) for job in jobs for family in families(ip_version)]
+    units = [(job, family) for job in jobs for family in families(ip_version, job["url"], proxy)]
 
     def run(unit):
         job, family = unit

@@ -336,3 +336,11 @@ def test_read_file_errors(tmp_path):
     big = tmp_path / "big"
     big.write_bytes(b"x" * 100)
     assert "larger than" in ocsp_fetch.read_file(str(big), max_bytes=10)["error"]
+
+
+def test_both_with_an_ip_literal_tests_only_its_family():
+    assert ocsp_fetch.families("both", "http://127.0.0.1:80/") == ["4"]
+    assert ocsp_fetch.families("both", "http://[::1]:80/") == ["6"]
+    assert ocsp_fetch.families("both", "http://ocsp.example.test/") == ["4", "6"]
+    assert ocsp_fetch.families("both", "http://127.0.0.1/", proxy="http://proxy.test:3128") == ["4", "6"]
+    assert ocsp_fetch.families("6", "http://127.0.0.1/") == ["6"]

@@ -1,0 +1,87 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) ocsp.stapling contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller half of ``ocsp.stapling.ocsp_responder_check``.
+
+Crypto on the controller, network from the host: the managed web server runs only the
+standard-library ``ocsp.stapling.ocsp_fetch`` module (read the certificate files; send
+the requests), and everything that needs ``cryptography`` (parse certificates, build
+requests, verify signatures) happens here.
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp_check_args import ARGUMENT_SPEC
+
+try:
+    from ansible_collections.ocsp.stapling.plugins.module_utils import ocsp_check
+except ImportError as exc:  # cryptography missing on the controller
+    ocsp_check = None
+    IMPORT_ERROR = exc
+else:
+    IMPORT_ERROR = None
+
+FETCH_MODULE = "ocsp.stapling.ocsp_fetch"
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+    _supports_check_mode = True
+    _supports_async = False
+
+    def _fetch(self, task_vars: dict, **module_args) -> dict:
+        result = self._execute_module(module_name=FETCH_MODULE, module_args=module_args,
+                                      task_vars=task_vars)
+        if result.get("failed"):
+            raise RuntimeError(f"The host-side helper {FETCH_MODULE} failed on this host: "
+                               f"{result.get('msg') or result.get('module_stderr') or result}")
+        return result
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        result["changed"] = False
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        if ocsp_check is None:
+            result.update(failed=True, msg=(
+                "ocsp.stapling.ocsp_responder_check verifies OCSP responses on the controller and needs "
+                f"the Python package 'cryptography' there, but {sys.executable} cannot import it "
+                f"({IMPORT_ERROR}). Install it on the controller (or in the execution environment): "
+                f"{sys.executable} -m pip install 'cryptography>=41'. Managed hosts do not need it."))
+            return result
+        if args["timeout"] <= 0 or args["concurrency"] < 1:
+            result.update(failed=True, msg="timeout must be above 0 seconds and concurrency at least 1.")
+            return result
+        try:
+            result.update(self._check(args, task_vars))
+        except ocsp_check.CheckError as exc:
+            result.update(failed=True, msg=str(exc))
+        except RuntimeError as exc:
+            result.update(failed=True, msg=str(exc))
+        except Exception as exc:  # a bug: say so, with the traceback for the report
+            result.update(failed=True, msg=f"Unexpected error in ocsp_responder_check: {exc}",
+                          exception=traceback.format_exc())
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    def _check(self, args: dict, task_vars: dict) -> dict:
+        paths = list(dict.fromkeys(args["certificates"]))
+        read_paths = paths + ([args["issuer"]] if args["issuer"] and args["issuer"] not in paths else [])
+        net = dict(timeout=args["timeout"], proxy=args["proxy"], concurrency=args["concurrency"])
+        files = self._fetch(task_vars, paths=read_paths)["files"]
+        entries = ocsp_check.load_entries(paths, {f["path"]: f for f in files}, args["issuer"],
+                                          args["responder_url"])
+        aia_jobs = ocsp_check.ca_issuer_jobs(entries) if args["fetch_ca_issuers"] else []
+        if aia_jobs:
+            downloads = self._fetch(task_vars, requests=aia_jobs, ip_version="any", **net)["results"]
+            ocsp_check.apply_ca_issuers(entries, aia_jobs, downloads)
+        jobs = ocsp_check.plan_requests(entries, per_certificate=args["per_certificate"],
+                                        nonce=args["nonce"], method=args["method"])
+        answers = self._fetch(task_vars, requests=jobs, ip_version=args["ip_version"], **net)["results"] if jobs else []
+        return ocsp_check.judge(entries, answers, skew=args["clock_skew"])

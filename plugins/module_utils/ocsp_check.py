@@ -1,0 +1,257 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) ocsp.stapling contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The controller-side logic of ``ocsp_responder_check`` (needs ``cryptography``).
+
+The action plugin runs three steps, with host round trips in between:
+
+1. :func:`load_entries` turns the files the host read into certificates and issuers;
+2. :func:`plan_requests` builds one OCSP request per (responder, issuer), or one per
+   certificate with ``per_certificate``, and :func:`ca_issuer_jobs` the AIA downloads
+   for certificates whose issuer is nowhere on the host;
+3. :func:`judge` verifies what the host brought back and rolls it up per certificate
+   and per responder.
+
+Nothing here does I/O, so it is unit tested without Ansible or a network.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+from ansible_collections.ocsp.stapling.plugins.module_utils import certificates, ocsp_wire
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp_verify import verify_response
+
+FAILURES = ("no_ocsp_url", "dns_failure", "connection_refused", "network_unreachable", "timeout",
+            "tls_error", "http_error", "malformed_response", "responder_error", "signature_invalid",
+            "certid_mismatch", "stale_response", "issuer_not_found")
+
+
+class CheckError(Exception):
+    """A problem with the task's input that the operator must fix (fails the task)."""
+
+
+@dataclass
+class Entry:
+    """One certificate file to check."""
+
+    path: str
+    cert: x509.Certificate
+    chain: list = field(default_factory=list)     # the other certificates in the same file
+    issuer: x509.Certificate | None = None
+    issuer_source: str | None = None              # chain | issuer_file | aia
+    responder_url: str | None = None
+    job_id: str | None = None
+    representative: bool = False
+    request_nonce: bytes | None = None
+
+
+def _decode(file_result: dict) -> bytes:
+    return base64.b64decode(file_result.get("content") or "")
+
+
+def load_entries(paths: list[str], files: dict[str, dict], issuer_path: str | None = None,
+                 responder_url: str | None = None) -> list[Entry]:
+    """Certificates from the host's file reads; raises CheckError naming every bad file."""
+    problems = []
+    issuer_candidates: list[x509.Certificate] = []
+    if issuer_path:
+        read = files.get(issuer_path) or {"error": f"{issuer_path} was not read."}
+        if read.get("error"):
+            problems.append(f"issuer: {read['error']}")
+        else:
+            try:
+                issuer_candidates = certificates.load_certificates(_decode(read))
+            except ValueError as exc:
+                problems.append(f"issuer: {issuer_path} holds a corrupt PEM certificate ({exc}). "
+                                "Point issuer at the intermediate CA certificate in PEM.")
+            else:
+                if not issuer_candidates:
+                    problems.append(f"issuer: {issuer_path} holds no certificate. Point issuer at the "
+                                    "intermediate CA certificate (PEM), e.g. the chain file.")
+    entries = []
+    for path in paths:
+        read = files.get(path) or {"error": f"{path} was not read."}
+        if read.get("error"):
+            problems.append(read["error"])
+            continue
+        try:
+            found = certificates.load_certificates(_decode(read))
+        except ValueError as exc:
+            problems.append(f"{path} holds a corrupt PEM certificate block ({exc}). Check the file "
+                            "is not truncated.")
+            continue
+        if not found:
+            problems.append(f"{path} holds no certificate (expected a PEM certificate, a fullchain "
+                            "file or a cPanel combined file). Point certificates at the site's "
+                            "certificate file, not its key or CSR.")
+            continue
+        entry = Entry(path=path, cert=found[0], chain=found[1:])
+        entry.responder_url = responder_url or next(iter(certificates.ocsp_urls(entry.cert)), None)
+        entry.issuer = certificates.find_issuer(entry.cert, entry.chain)
+        if entry.issuer is not None:
+            entry.issuer_source = "chain"
+        elif issuer_candidates:
+            entry.issuer = certificates.find_issuer(entry.cert, issuer_candidates)
+            entry.issuer_source = "issuer_file" if entry.issuer is not None else None
+        entries.append(entry)
+    if problems:
+        raise CheckError(" ".join(problems))
+    return entries
+
+
+def needs_ca_issuer(entry: Entry) -> bool:
+    return entry.issuer is None and entry.responder_url is not None
+
+
+def ca_issuer_jobs(entries: list[Entry]) -> list[dict]:
+    """GET jobs for the AIA caIssuers URLs of certificates whose issuer was not found."""
+    urls = []
+    for entry in entries:
+        if needs_ca_issuer(entry):
+            for url in certificates.ca_issuer_urls(entry.cert):
+                if url.lower().startswith(("http://", "https://")) and url not in urls:
+                    urls.append(url)
+    return [{"id": f"aia{i}", "url": url, "body": None, "method": "GET"} for i, url in enumerate(urls)]
+
+
+def apply_ca_issuers(entries: list[Entry], jobs: list[dict], results: list[dict]) -> None:
+    """Use the downloaded caIssuers certificates as issuers where they fit."""
+    by_url: dict[str, list] = {}
+    for job, result in zip(jobs, results):
+        if result.get("failure") or not result.get("response"):
+            continue
+        try:
+            by_url[job["url"]] = certificates.load_certificates(base64.b64decode(result["response"]))
+        except ValueError:
+            continue
+    for entry in entries:
+        if needs_ca_issuer(entry):
+            candidates = [c for url in certificates.ca_issuer_urls(entry.cert) for c in by_url.get(url, [])]
+            entry.issuer = certificates.find_issuer(entry.cert, candidates)
+            if entry.issuer is not None:
+                entry.issuer_source = "aia"
+
+
+def plan_requests(entries: list[Entry], per_certificate: bool = False, nonce: bool = False,
+                  method: str = "POST") -> list[dict]:
+    """One OCSP request per (responder, issuer), or per certificate; sets each entry's job_id."""
+    jobs: list[dict] = []
+    groups: dict[tuple, str] = {}
+    for index, entry in enumerate(entries):
+        if entry.responder_url is None or entry.issuer is None:
+            continue
+        key = (entry.responder_url, certificates.fingerprint(entry.issuer))
+        if per_certificate:
+            key += (index,)
+        if key in groups:
+            entry.job_id = groups[key]
+            continue
+        request = ocsp_wire.build_request(entry.cert, entry.issuer, nonce=nonce)
+        entry.request_nonce = ocsp_wire.request_nonce(request) if nonce else None
+        entry.job_id = groups[key] = f"ocsp{len(jobs)}"
+        entry.representative = True
+        jobs.append({"id": entry.job_id, "url": entry.responder_url, "method": method,
+                     "body": base64.b64encode(request).decode("ascii")})
+    return jobs
+
+
+def _judge_attempt(attempt: dict, entry: Entry, now, skew: int) -> dict:
+    verdict = {"ip_version": attempt.get("ip_version"), "address": attempt.get("address"),
+               "http_status": attempt.get("http_status"), "latency_ms": attempt.get("latency_ms"),
+               "timings": attempt.get("timings") or {}, "failure": attempt.get("failure"),
+               "detail": attempt.get("detail") or "", "response_status": None, "cert_status": None,
+               "this_update": None, "next_update": None, "signer": None, "warnings": []}
+    if verdict["failure"]:
+        return verdict
+    der = base64.b64decode(attempt.get("response") or "")
+    result = verify_response(der, entry.cert, entry.issuer, now=now, skew_seconds=skew,
+                             request_nonce=entry.request_nonce)
+    verdict.update(failure=result.failure, detail=result.detail,
+                   response_status=result.response_status, this_update=result.this_update,
+                   next_update=result.next_update, signer=result.signer)
+    if result.failure is None:
+        verdict["cert_status"] = result.cert_status
+    content_type = (attempt.get("content_type") or "").split(";")[0].strip().lower()
+    if content_type != "application/ocsp-response":
+        # nginx refuses to staple an answer with any other Content-Type.
+        verdict["warnings"].append(f"The responder sent Content-Type {content_type or '(none)'!r}, "
+                                   "not application/ocsp-response: nginx will not staple it.")
+    return verdict
+
+
+def _rollup(attempts: list[dict]) -> dict:
+    """All address families must work: a web server may pick either."""
+    failed = [a for a in attempts if a["failure"]]
+    primary = next((a for a in attempts if not a["failure"]), attempts[0])
+    worst = failed[0] if failed else primary
+    return {"reachable": not failed, "failure": worst["failure"], "detail": worst["detail"],
+            "response_status": primary["response_status"], "cert_status": primary["cert_status"],
+            "this_update": primary["this_update"], "next_update": primary["next_update"],
+            "latency_ms": primary["latency_ms"], "address": primary["address"],
+            "ip_version": primary["ip_version"], "signer": primary["signer"],
+            "warnings": sorted({w for a in attempts for w in a["warnings"]}), "attempts": attempts}
+
+
+def judge(entries: list[Entry], results: list[dict], now: dt.datetime | None = None,
+          skew: int = 300) -> dict:
+    """Per-certificate results, per-responder verdicts and ``all_reachable``."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    by_job: dict[str, list[dict]] = {}
+    for result in results:
+        by_job.setdefault(result["id"], []).append(result)
+    representatives = {e.job_id: e for e in entries if e.representative}
+    verdicts = {job_id: _rollup([_judge_attempt(a, representatives[job_id], now, skew) for a in attempts])
+                for job_id, attempts in by_job.items() if job_id in representatives}
+
+    out, responders = [], {}
+    for entry in entries:
+        info = certificates.describe(entry.cert)
+        record = {"path": entry.path, "subject": info["subject"], "serial": info["serial"],
+                  "issuer": info["issuer"], "not_after": info["not_after"],
+                  "ocsp_urls": info["ocsp_urls"], "must_staple": info["must_staple"],
+                  "responder_url": entry.responder_url, "issuer_source": entry.issuer_source,
+                  "checked_by": None, "reachable": None, "cert_status": None, "response_status": None,
+                  "failure": None, "detail": "", "this_update": None, "next_update": None,
+                  "latency_ms": None, "address": None, "ip_version": None, "attempts": [],
+                  "warnings": []}
+        if entry.responder_url is None:
+            record["failure"] = "no_ocsp_url"
+            record["detail"] = (f"{entry.path} has no OCSP URL (AIA extension), so there is nothing to "
+                                "staple; web servers skip stapling for it. Many CAs stopped including "
+                                "one in 2025.")
+        elif entry.issuer is None:
+            record["failure"] = "issuer_not_found"
+            record["detail"] = (f"No issuer certificate for {entry.path} (issued by {info['issuer']}): "
+                                "the file holds no matching chain certificate, the issuer option did not "
+                                "match and no AIA caIssuers download fitted. Set issuer to the "
+                                "intermediate CA file (e.g. the site's chain.pem).")
+        else:
+            verdict = verdicts.get(entry.job_id)
+            representative = representatives.get(entry.job_id)
+            if verdict is not None:
+                record.update({k: v for k, v in verdict.items() if k in record})
+                if representative is not entry:
+                    # Only the certificate actually asked about has a status of its own.
+                    record["checked_by"] = representative.path
+                    record["cert_status"] = None
+                group = responders.setdefault(entry.responder_url, {
+                    "url": entry.responder_url, "reachable": True, "failure": None, "detail": "",
+                    "certificates": [], "attempts": []})
+                group["certificates"].append(entry.path)
+                if representative is entry:
+                    group["attempts"].extend(verdict["attempts"])
+                    if not verdict["reachable"] and group["reachable"]:
+                        group.update(reachable=False, failure=verdict["failure"], detail=verdict["detail"])
+        out.append(record)
+    for group in responders.values():
+        latencies = [a["latency_ms"] for a in group["attempts"] if not a["failure"] and a["latency_ms"] is not None]
+        group["latency_ms"] = max(latencies) if latencies else None
+        group["addresses"] = sorted({a["address"] for a in group["attempts"] if a["address"]})
+    responder_list = list(responders.values())
+    unchecked = [r for r in out if r["failure"] == "issuer_not_found"]
+    return {"certificates": out, "responders": responder_list,
+            "all_reachable": all(r["reachable"] for r in responder_list) and not unchecked}
