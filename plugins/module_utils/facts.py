@@ -24,6 +24,11 @@ def _setting_list(settings: Iterable) -> list[dict]:
 
 def apache_sites(config: dialect_apache.ApacheConfig, server: str = "apache") -> list[dict]:
     """One entry per TLS ``<VirtualHost>``: names, listen, key material, stapling."""
+    with dialect_apache.gc_paused():
+        return _apache_sites(config, server)
+
+
+def _apache_sites(config: dialect_apache.ApacheConfig, server: str) -> list[dict]:
     sites = []
     for vhost in config.tls_virtual_hosts():
         def paths(name: str) -> list[str]:

@@ -1,0 +1,264 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to ocsp.stapling
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: stapling_facts
+short_description: Describe the web servers, TLS sites and OCSP stapling settings of a host
+version_added: 0.1.0
+description:
+  - Finds Apache (Debian C(apache2), RHEL C(httpd), cPanel EasyApache 3 and 4), nginx and
+    LiteSpeed (OpenLiteSpeed and LiteSpeed Enterprise, natively or reading the Apache
+    configuration on cPanel), their versions and layout, and the files the roles of this
+    collection edit to change stapling.
+  - Reads each server's configuration the way the server does (includes with globs,
+    C(<IfModule>), C(<IfDefine>), C(Define), inheritance from the main server or the
+    C(http) block) and lists every TLS site with its names, listen addresses, key
+    material and the stapling directives in effect, each with the file and line it
+    came from.
+  - Classifies recent stapling errors in the servers' error logs (a bounded tail).
+  - Read-only. Uses only the Python standard library on the managed host.
+  - Every path is read under O(root), so the module can describe a private tree.
+author:
+  - ocsp.stapling contributors
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; it behaves the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing is changed, so there is nothing to diff.
+  facts:
+    support: full
+    description: Sets C(ansible_facts.ocsp_stapling).
+options:
+  root:
+    description:
+      - Directory under which every path is read. C(/) on a real host; a private tree in tests.
+      - Paths in the returned facts are as the servers see them, without this prefix.
+    type: path
+    default: /
+  apache_binary:
+    description:
+      - Apache binary, run with C(-v) for the version.
+      - Default depends on the layout found, for example C(/usr/sbin/apache2) (Debian),
+        C(/usr/sbin/httpd) (RHEL, cPanel EA4, or C(bin_httpd) from C(/etc/cpanel/ea4/paths.conf)),
+        C(/usr/local/apache/bin/httpd) (cPanel EA3).
+    type: path
+  apache_config:
+    description:
+      - Apache main configuration file.
+      - Default depends on the layout, for example C(/etc/apache2/apache2.conf),
+        C(/etc/httpd/conf/httpd.conf), C(/etc/apache2/conf/httpd.conf) (EA4),
+        C(/usr/local/apache/conf/httpd.conf) (EA3).
+    type: path
+  apache_server_root:
+    description:
+      - Apache C(ServerRoot), against which relative C(Include) paths are resolved.
+      - Default depends on the layout (C(/etc/apache2), C(/etc/httpd), C(/usr/local/apache)).
+    type: path
+  nginx_binary:
+    description: nginx binary, run with C(-V) for the version and configure arguments.
+    type: path
+    default: /usr/sbin/nginx
+  nginx_config:
+    description:
+      - nginx main configuration file.
+      - When not set, C(--conf-path) from C(nginx -V), else C(/etc/nginx/nginx.conf).
+    type: path
+  litespeed_root:
+    description: LiteSpeed server root (C($SERVER_ROOT)).
+    type: path
+    default: /usr/local/lsws
+  error_logs:
+    description:
+      - Error logs to scan for stapling errors.
+      - When not set, the C(ErrorLog)/C(error_log) files named in the configurations, else
+        each layout's default, and LiteSpeed's C(logs/error.log).
+    type: list
+    elements: path
+  log_tail_bytes:
+    description: How many bytes at the end of each error log are read.
+    type: int
+    default: 1048576
+  run_binaries:
+    description:
+      - Whether to run the server binaries for their versions. With V(false) versions
+        are reported as unknown (LiteSpeed's comes from its C(VERSION) file either way).
+    type: bool
+    default: true
+notes:
+  - Apache's C(<IfModule>) is evaluated against the modules compiled into Debian's
+    apache2 plus every C(LoadModule) read so far, as httpd does at start-up.
+  - LiteSpeed sites are read from its native configuration (C(conf/httpd_config.conf)
+    or C(conf/httpd_config.xml)). When LiteSpeed serves the Apache configuration (on
+    cPanel), the Apache sites are reported with RV(ansible_facts.ocsp_stapling.sites[].server=litespeed)
+    and C(<IfModule Litespeed>) blocks count as loaded.
+seealso:
+  - name: mod_ssl SSLUseStapling
+    description: Apache's stapling directives.
+    link: https://httpd.apache.org/docs/2.4/mod/mod_ssl.html#sslusestapling
+  - name: nginx ssl_stapling
+    description: nginx's stapling directives.
+    link: https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_stapling
+"""
+
+EXAMPLES = r"""
+- name: Gather OCSP stapling facts
+  ocsp.stapling.stapling_facts:
+
+- name: Show every TLS site with stapling explicitly off
+  ansible.builtin.debug:
+    msg: "{{ item.names }} at {{ item.stapling.SSLUseStapling.file }}:{{ item.stapling.SSLUseStapling.line }}"
+  loop: "{{ ansible_facts.ocsp_stapling.sites | selectattr('stapling.SSLUseStapling', 'defined')
+            | selectattr('stapling.SSLUseStapling.value', 'in', ['off', 'Off']) }}"
+
+- name: Describe a cPanel tree copied to a private directory, scanning the last 64 KiB of logs
+  ocsp.stapling.stapling_facts:
+    root: /srv/snapshots/web01
+    run_binaries: false
+    log_tail_bytes: 65536
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added to the host.
+  returned: always
+  type: dict
+  contains:
+    ocsp_stapling:
+      description: Servers, layout, stapling files, TLS sites and recent stapling errors.
+      returned: always
+      type: dict
+      contains:
+        root:
+          description: The O(root) the paths were read under.
+          type: str
+          returned: always
+        cpanel:
+          description: C(present), C(ea_version) (4, 3 or null) and EA4 C(paths) from C(paths.conf).
+          type: dict
+          returned: always
+        servers:
+          description:
+            - C(apache), C(nginx) and C(litespeed), each with C(present), C(binary), C(version),
+              C(supports_stapling) (false below Apache 2.3.3 / nginx 1.3.7), C(config),
+              C(config_error) and C(stapling_files) (each with C(path), C(purpose), C(exists)).
+            - C(apache) adds C(layout) (V(debian), V(rhel), V(cpanel_ea4), V(cpanel_ea3)),
+              C(modules) (C(ssl) and C(socache_shmcb) with C(loaded) and the C(LoadModule) line),
+              C(stapling_cache) and C(litespeed_files); C(nginx) adds C(configure_args) and
+              C(prefix); C(litespeed) adds C(edition) and C(reads_apache_config).
+          type: dict
+          returned: always
+        sites:
+          description: Every TLS site of every server.
+          type: list
+          elements: dict
+          returned: always
+          contains:
+            server:
+              description: V(apache), V(nginx) or V(litespeed).
+              type: str
+            names:
+              description: Server names and aliases.
+              type: list
+              elements: str
+            listen:
+              description: Addresses and ports (C(address), C(port)).
+              type: list
+              elements: dict
+            file:
+              description: File of the virtual host, server block or SSL block.
+              type: str
+            line:
+              description: Line where it starts.
+              type: int
+            certificate:
+              description: Certificate files.
+              type: list
+              elements: str
+            key:
+              description: Private key files.
+              type: list
+              elements: str
+            chain:
+              description: Chain file, if one is configured separately.
+              type: str
+            ca:
+              description: CA file (C(SSLCACertificateFile), C(ssl_trusted_certificate), C(CACertFile)).
+              type: str
+            stapling:
+              description:
+                - Stapling directives in effect by name, each with C(value), C(file), C(line)
+                  and C(inherited) (true when it comes from the main server or C(http) block).
+              type: dict
+          sample:
+            - server: apache
+              names: [example.com, www.example.com]
+              listen: [{address: 192.0.2.10, port: "443"}]
+              file: /etc/apache2/conf/httpd.conf
+              line: 412
+              certificate: [/var/cpanel/ssl/apache_tls/example.com/combined]
+              key: []
+              chain: null
+              ca: null
+              stapling:
+                SSLUseStapling: {value: "off", file: /etc/apache2/conf/httpd.conf, line: 440, inherited: false}
+                SSLStaplingCache: {value: "shmcb:/run/apache2/stapling_cache(256000)",
+                                   file: /etc/apache2/conf/httpd.conf, line: 120, inherited: true}
+        errors:
+          description:
+            - One entry per error log scanned, with C(path), C(exists), C(bytes_read), C(total)
+              and C(classes), keyed by class (V(AH01941), V(AH01974), V(AH01977), V(AH01980),
+              V(AH01985), V(AH02217), V(AH02218), V(AH01872), V(nginx_ocsp_verify_failed),
+              V(nginx_ocsp_timeout), V(nginx_stapling_ignored)), each with C(count),
+              C(category), C(meaning) and the C(newest) line.
+          type: list
+          elements: dict
+          returned: always
+        warnings:
+          description: Problems found while reading (missing includes, unknown variables, old versions).
+          type: list
+          elements: str
+          returned: always
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ocsp.stapling.plugins.module_utils.facts import gather_facts
+
+ARGUMENT_SPEC = dict(
+    root=dict(type="path", default="/"),
+    apache_binary=dict(type="path"),
+    apache_config=dict(type="path"),
+    apache_server_root=dict(type="path"),
+    nginx_binary=dict(type="path", default="/usr/sbin/nginx"),
+    nginx_config=dict(type="path"),
+    litespeed_root=dict(type="path", default="/usr/local/lsws"),
+    error_logs=dict(type="list", elements="path"),
+    log_tail_bytes=dict(type="int", default=1048576),
+    run_binaries=dict(type="bool", default=True),
+)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if module.params["log_tail_bytes"] < 0:
+        module.fail_json(msg="log_tail_bytes is %d; it must be 0 or more (bytes read from the end of each log)."
+                         % module.params["log_tail_bytes"])
+    try:
+        facts = gather_facts(**module.params)
+    except Exception as exc:  # an unexpected bug: report it whole, never a bare traceback
+        module.fail_json(msg="Could not gather OCSP stapling facts: %s" % exc, exception=traceback.format_exc())
+    for warning in facts["warnings"][:20]:
+        module.warn(warning)
+    module.exit_json(changed=False, ansible_facts={"ocsp_stapling": facts})
+
+
+if __name__ == "__main__":
+    main()
