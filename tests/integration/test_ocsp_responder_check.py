@@ -1,0 +1,237 @@
+"""ocsp_responder_check through real Ansible against the lab responder, in every fault mode.
+
+The managed host's Python in these runs is a venv made with ``--without-pip`` and no
+system site-packages: it cannot import ``cryptography``, which proves the host side needs
+only the standard library. The controller (ansible itself) runs from the project venv.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.ansible_run import BIN, REPO, AnsibleRunError, ansible_env
+from tests.lab.lab import Lab
+
+TIMEOUT = 2.0
+
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory) -> str:
+    """A Python interpreter for the managed host that cannot import cryptography."""
+    venv = tmp_path_factory.mktemp("bare-host-python") / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    python = str(venv / "bin" / "python")
+    probe = subprocess.run([python, "-c", "import cryptography"], capture_output=True, timeout=30)
+    assert probe.returncode != 0, "the bare host Python can import cryptography; the proof would be void"
+    return python
+
+
+def run_check(args: dict, python: str, check: bool = False, timeout: float = 120) -> tuple[dict, float]:
+    """Run the module ad hoc on localhost with ``python`` as the host interpreter."""
+    with tempfile.TemporaryDirectory(prefix="ansible-run-") as tmp:
+        tree = Path(tmp) / "tree"
+        command = [str(BIN / "ansible"), "localhost", "-c", "local", "-m",
+                   "ocsp.stapling.ocsp_responder_check", "-a", json.dumps(args),
+                   "-e", json.dumps({"ansible_python_interpreter": python})]
+        if check:
+            command.append("--check")
+        start = time.monotonic()
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                                   stdin=subprocess.DEVNULL,
+                                   env=ansible_env({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+                                                    "ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.tree",
+                                                    "ANSIBLE_CALLBACK_TREE_DIR": str(tree)}))
+        elapsed = time.monotonic() - start
+        output = tree / "localhost"
+        if not output.exists():
+            raise AnsibleRunError(f"no result (exit {completed.returncode}):\n{completed.stdout[-3000:]}\n"
+                                  f"{completed.stderr[-3000:]}")
+        result = json.loads(output.read_text())
+        result["_rc"] = completed.returncode
+        return result, elapsed
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with Lab.start(tmp_path_factory.mktemp("ocsp-check") / "lab", servers=()) as running:
+        yield running
+
+
+@pytest.fixture
+def mode(lab):
+    """Set a responder mode for one test, back to good afterwards."""
+    def set_mode(name):
+        lab.responder.set_mode(name)
+    yield set_mode
+    lab.responder.set_mode("good")
+    lab.responder.control("set?delay=3")
+
+
+def leaf_args(lab, *names, **extra) -> dict:
+    return dict({"certificates": [str(lab.pki.leaves[n].fullchain_path) for n in names],
+                 "timeout": TIMEOUT}, **extra)
+
+
+def only(result: dict) -> dict:
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is False
+    return result["certificates"][0]
+
+
+def test_good(lab, bare_python):
+    result, _ = run_check(leaf_args(lab, "good", "revoked", "muststaple", "nourl"), bare_python)
+    good, revoked, must, nourl = result["certificates"]
+    assert good["reachable"] is True and good["failure"] is None, good["detail"]
+    assert good["cert_status"] == "good" and good["response_status"] == "successful"
+    assert good["address"] == "127.0.0.1" and good["latency_ms"] < TIMEOUT * 1000
+    assert good["subject"] == "CN=good.lab.test,O=ocsp.stapling lab"
+    assert good["serial"] == format(lab.pki.leaves["good"].serial, "X").rjust(len(good["serial"]), "0")
+    assert good["ocsp_urls"] == [lab.pki.ocsp_url] and good["issuer_source"] == "chain"
+    assert good["this_update"] and good["next_update"]
+    # One request per (responder, issuer): the others ride on it.
+    assert revoked["checked_by"] == good["path"] and revoked["cert_status"] is None
+    assert revoked["reachable"] is True
+    assert must["must_staple"] is True and good["must_staple"] is False
+    assert nourl["failure"] == "no_ocsp_url" and nourl["reachable"] is None
+    assert result["all_reachable"] is True
+    [responder] = result["responders"]
+    assert responder["url"] == lab.pki.ocsp_url and responder["reachable"] is True
+    assert len(responder["certificates"]) == 3
+    assert lab.responder.state()["counts"]["answered"] >= 1
+
+
+def test_per_certificate_status(lab, bare_python):
+    before = lab.responder.state()["counts"]["POST"]
+    result, _ = run_check(leaf_args(lab, "good", "revoked", "muststaple", per_certificate=True,
+                                    concurrency=3), bare_python)
+    statuses = [c["cert_status"] for c in result["certificates"]]
+    assert statuses == ["good", "revoked", "good"]
+    assert all(c["checked_by"] is None for c in result["certificates"])
+    assert lab.responder.state()["counts"]["POST"] - before == 3
+
+
+@pytest.mark.parametrize("mode_name, failure", [
+    ("down", "connection_refused"),
+    ("garbage", "malformed_response"),
+    ("http500", "http_error"),
+    ("trylater", "responder_error"),
+    ("badsig", "signature_invalid"),
+    ("expired", "stale_response"),
+])
+def test_fault_modes(lab, mode, bare_python, mode_name, failure):
+    mode(mode_name)
+    result, _ = run_check(leaf_args(lab, "good"), bare_python)
+    cert = only(result)
+    assert cert["failure"] == failure, cert["detail"]
+    assert cert["reachable"] is False and cert["cert_status"] is None
+    assert result["all_reachable"] is False
+    assert result["responders"][0]["failure"] == failure
+    if mode_name == "trylater":
+        assert cert["response_status"] == "tryLater"
+    if mode_name == "http500":
+        assert cert["attempts"][0]["http_status"] == 500
+
+
+def test_hang_costs_no_more_than_the_timeout(lab, mode, bare_python):
+    _, baseline = run_check(leaf_args(lab, "good"), bare_python)
+    mode("hang")
+    result, elapsed = run_check(leaf_args(lab, "good"), bare_python)
+    cert = only(result)
+    assert cert["failure"] == "timeout"
+    assert TIMEOUT * 1000 <= cert["attempts"][0]["latency_ms"] < TIMEOUT * 1000 + 500
+    # The whole ansible run: the usual overhead plus the timeout, not a second more.
+    assert elapsed - baseline < TIMEOUT + 1.5, (elapsed, baseline)
+
+
+def test_slow_within_and_beyond_the_timeout(lab, mode, bare_python):
+    mode("slow")
+    lab.responder.control("set?delay=1")
+    cert = only(run_check(leaf_args(lab, "good"), bare_python)[0])
+    assert cert["reachable"] is True and cert["latency_ms"] >= 1000
+    lab.responder.control("set?delay=4")
+    cert = only(run_check(leaf_args(lab, "good"), bare_python)[0])
+    assert cert["failure"] == "timeout"
+
+
+def test_get_method_and_responder_url_override(lab, bare_python):
+    before = lab.responder.state()["counts"]["GET"]
+    # The nourl certificate has no AIA OCSP URL; forcing the responder checks it anyway.
+    cert = only(run_check(dict(leaf_args(lab, "nourl"), responder_url=lab.responder.url, method="GET"),
+                          bare_python)[0])
+    assert cert["reachable"] is True and cert["cert_status"] == "good", cert["detail"]
+    assert cert["responder_url"] == lab.responder.url
+    assert lab.responder.state()["counts"]["GET"] == before + 1
+
+
+def test_both_families_report_broken_ipv6(lab, bare_python):
+    # The lab listens on 127.0.0.1 only, so over IPv6 ([::1]) nothing listens: the
+    # "broken IPv6" outage in miniature. Each family is asked separately.
+    url4 = lab.responder.url
+    url6 = url4.replace("127.0.0.1", "[::1]")
+    four = only(run_check(dict(leaf_args(lab, "good"), responder_url=url4, ip_version="both"), bare_python)[0])
+    assert [a["ip_version"] for a in four["attempts"]] == ["4"] and four["reachable"] is True
+    six = only(run_check(dict(leaf_args(lab, "good"), responder_url=url6, ip_version="6"), bare_python)[0])
+    assert six["failure"] in ("connection_refused", "network_unreachable"), six["detail"]
+
+
+def test_issuer_option_combined_file_and_issuer_not_found(lab, bare_python):
+    leaves = lab.pki.leaves
+    args = {"certificates": [str(leaves["good"].cert_path), str(leaves["revoked"].combined_path)],
+            "issuer": str(leaves["good"].chain_path), "per_certificate": True, "timeout": TIMEOUT}
+    result, _ = run_check(args, bare_python)
+    plain, combined = result["certificates"]
+    assert plain["issuer_source"] == "issuer_file" and plain["cert_status"] == "good"
+    assert combined["issuer_source"] == "chain" and combined["cert_status"] == "revoked"
+    assert "PRIVATE KEY" not in json.dumps(result)
+    # Leaf alone, no issuer, no AIA caIssuers URL: nothing to build a request with.
+    result, _ = run_check({"certificates": [str(leaves["good"].cert_path)]}, bare_python)
+    cert = only(result)
+    assert cert["failure"] == "issuer_not_found" and "issuer" in cert["detail"]
+    assert result["all_reachable"] is False
+
+
+def test_bad_paths_fail_with_the_file_named(lab, bare_python, tmp_path):
+    not_cert = tmp_path / "notes.txt"
+    not_cert.write_text("hello\n")
+    result, _ = run_check({"certificates": [str(tmp_path / "missing.pem"), str(not_cert),
+                                            str(lab.pki.leaves["good"].key_path)]}, bare_python)
+    # The tree callback drops the ``failed`` key; ansible's exit code says it.
+    assert result["_rc"] == 2 and result.get("failed", True) is True
+    msg = result["msg"]
+    assert f"{tmp_path / 'missing.pem'} does not exist" in msg
+    assert f"{not_cert} holds no certificate" in msg
+    assert f"{lab.pki.leaves['good'].key_path} holds no certificate" in msg
+
+
+def test_check_mode(lab, bare_python):
+    result, _ = run_check(leaf_args(lab, "good"), bare_python, check=True)
+    cert = only(result)
+    assert cert["cert_status"] == "good"
+
+
+def test_host_with_the_project_python_too(lab):
+    cert = only(run_check(leaf_args(lab, "good"), sys.executable)[0])
+    assert cert["reachable"] is True
+
+
+def test_openssl_responder_cross_check(tmp_path, bare_python):
+    """`openssl ocsp` (the reference implementation) answers; our verification must agree."""
+    with Lab.start(tmp_path / "lab", servers=(), engine="openssl") as lab:
+        result, _ = run_check(leaf_args(lab, "good", "revoked", per_certificate=True), bare_python)
+        good, revoked = result["certificates"]
+        assert (good["cert_status"], revoked["cert_status"]) == ("good", "revoked"), good["detail"]
+        assert good["attempts"][0]["signer"] == "delegated"
+        assert lab.responder.state()["engine"] == "openssl"
+        # And openssl as the client agrees with our reading of the same responder.
+        leaf = lab.pki.leaves["revoked"]
+        out = subprocess.run(
+            ["openssl", "ocsp", "-issuer", str(lab.pki.intermediate.cert_path), "-cert", str(leaf.cert_path),
+             "-url", lab.responder.url, "-CAfile", str(lab.pki.ca_bundle), "-timeout", "10"],
+            capture_output=True, text=True, timeout=30)
+        assert f"{leaf.cert_path}: revoked" in out.stdout, out.stdout + out.stderr
