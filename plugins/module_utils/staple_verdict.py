@@ -147,7 +147,8 @@ def judge(probe: dict, trust: list[x509.Certificate] | None = None, now: dt.date
         found = _unverified_status(der, leaf)
         result["verify_failure"] = found.pop("failure", None) or "issuer_not_found"
         detail = found.pop("detail", None)
-        result.update({k: v for k, v in found.items()})
+        result["ocsp_response_status"] = found.pop("response_status", None)
+        result.update(found)
         if detail is None:
             detail = (f"The issuer of {cert['subject']} ({cert['issuer']}) is neither in the served "
                       "chain nor in trust_bundle, so the staple's signature was not checked: the "

@@ -254,6 +254,8 @@ def main() -> None:
         found = run_module_probe(module.params, openssl, module.run_command)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    for warning in found.pop("warnings"):
+        module.warn(warning)
     module.exit_json(changed=False, **found)
 
 

@@ -1,0 +1,92 @@
+"""Run a module or a playbook through real Ansible (local connection) and get parsed JSON back.
+
+    from tests.integration.ansible_run import run_module
+    result = run_module("ocsp.stapling.stapling_status", {"endpoints": [...]})
+    result["endpoints"][0]["verdict"]
+
+ansible-core has no JSON stdout callback of its own (``json`` lives in ansible.posix) and
+its ``tree`` callback is deprecated (and drops ``failed``), so :func:`run_module` plays a
+one-task playbook that registers the result and copies it to a JSON file. The collection is found through
+``ANSIBLE_COLLECTIONS_PATH`` (set by tests/conftest.py); the module runs with this venv's
+Python so the test sees exactly the code in the checkout.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+COLLECTIONS = REPO / ".cache" / "collections"
+
+
+class AnsibleRunError(AssertionError):
+    """Ansible itself failed to run (not a module returning failed=true)."""
+
+
+def ansible_env(extra: dict | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
+    env.update({
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    })
+    env.update(extra or {})
+    return env
+
+
+def run_module(module: str, args: dict, *, check: bool = False, timeout: float = 300,
+               env: dict | None = None) -> dict:
+    """Run one module as a one-task play on localhost; return its registered result.
+
+    The result includes ``failed``/``msg`` when the module failed (the task has
+    ``ignore_errors``). Raises :class:`AnsibleRunError` when Ansible produced no result.
+    """
+    with tempfile.TemporaryDirectory(prefix="ansible-run-") as tmp:
+        out = Path(tmp) / "result.json"
+        playbook = Path(tmp) / "run.yml"
+        # JSON is YAML: no quoting surprises for the module's arguments.
+        playbook.write_text(json.dumps([{
+            "hosts": "localhost", "gather_facts": False, "connection": "local",
+            "vars": {"ansible_python_interpreter": sys.executable},
+            "tasks": [
+                {"name": f"Run {module}", module: args, "register": "__run_module_result",
+                 "ignore_errors": True},
+                {"name": "Save the result", "ansible.builtin.copy": {
+                    "content": "{{ __run_module_result | to_json }}", "dest": str(out)},
+                 "check_mode": False},
+            ],
+        }], indent=2))
+        completed = run_playbook(playbook, check=check, timeout=timeout, env=env)
+        if not out.exists():
+            raise AnsibleRunError(f"ansible-playbook running {module} returned no result "
+                                  f"(exit {completed.returncode}):\n{completed.stdout[-3000:]}\n"
+                                  f"{completed.stderr[-3000:]}")
+        result = json.loads(out.read_text())
+        result["_rc"] = completed.returncode
+        result["_stderr"] = completed.stderr
+        return result
+
+
+def run_playbook(playbook: Path | str, *, extra_vars: dict | None = None, check: bool = False,
+                 inventory: str | None = None, timeout: float = 600,
+                 env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``ansible-playbook`` with the collection path set; the caller reads the outcome."""
+    command = [str(BIN / "ansible-playbook"), str(playbook)]
+    if inventory:
+        command += ["-i", inventory]
+    if extra_vars:
+        command += ["-e", json.dumps(extra_vars)]
+    if check:
+        command.append("--check")
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                          stdin=subprocess.DEVNULL, env=ansible_env(env))
