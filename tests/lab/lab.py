@@ -24,6 +24,7 @@ from tests.lab.probe import Staple, probe
 from tests.lab.processes import LabError, pid_alive, port_open, stop_pid, wait_until
 from tests.lab.responder import free_port
 from tests.lab.sites import Site, lab_sites
+from tests.lab.sites import extra_sites as make_extra_sites
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,7 +105,8 @@ class Lab:
     def start(cls, directory: Path | str, servers: tuple[str, ...] = ("nginx", "apache"),
               sites: list[Site] | None = None, validity: int = 3600,
               apache_options: dict | None = None, nginx_options: dict | None = None,
-              engine: str = "cryptography") -> "Lab":
+              engine: str = "cryptography", extra_sites: int = 0) -> "Lab":
+        """``extra_sites``: that many more vhosts (``good0.lab.test``...) serving the good leaf."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         ocsp_port, control_port = free_port(), free_port()
@@ -114,7 +116,7 @@ class Lab:
         lab = cls(directory, pki, responder, None, None)
         try:
             responder.start()
-            site_list = sites or lab_sites(pki)
+            site_list = (sites or lab_sites(pki)) + (make_extra_sites(pki, extra_sites) if extra_sites else [])
             if "nginx" in servers:
                 lab.nginx = NginxInstance(directory / "nginx", free_port(), site_list,
                                           pki.trusted_chain, **(nginx_options or {}))
