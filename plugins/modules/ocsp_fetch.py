@@ -19,15 +19,18 @@ description:
     Use M(ocsp.stapling.ocsp_responder_check) rather than this module directly.
 version_added: 0.1.0
 author:
-  - ocsp.stapling contributors
+  - ocsp.stapling contributors (!UNKNOWN)
 attributes:
   check_mode:
     support: full
-    details: The module only reads files and sends read-only HTTP requests, in check mode too.
+    description: The module only reads files and sends read-only HTTP requests, in check mode too.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to diff.
   platform:
+    support: full
     platforms: posix
+    description: The host side needs only the Python standard library.
 options:
   paths:
     description:

@@ -22,18 +22,21 @@ description:
   - Read-only; C(changed) is always false.
 version_added: 0.1.0
 author:
-  - ocsp.stapling contributors
+  - ocsp.stapling contributors (!UNKNOWN)
 attributes:
   check_mode:
     support: full
-    details: The check only reads files and sends OCSP requests, which change nothing; it runs fully in check mode.
+    description: The check only reads files and sends OCSP requests, which change nothing; it runs fully in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to diff.
   platform:
+    support: full
     platforms: posix
+    description: The host side needs only the Python standard library.
   action:
     support: full
-    details: An action plugin does the cryptography on the controller and runs M(ocsp.stapling.ocsp_fetch) on the host.
+    description: An action plugin does the cryptography on the controller and runs M(ocsp.stapling.ocsp_fetch) on the host.
 requirements:
   - cryptography >= 41 on the controller (not on the managed host)
 options:
