@@ -28,14 +28,18 @@ description:
     verification failure and keeps it off until the next restart. After a responder outage
     use O(restart=always), which restarts even when the files did not change.
 author:
-  - ocsp.stapling maintainers
+  - ocsp.stapling contributors (!UNKNOWN)
 attributes:
   check_mode:
     support: full
+    description: Reports the files that would change and the cache files that would be removed; writes and restarts nothing.
   diff_mode:
     support: full
+    description: Returns the before and after text of every configuration file that changes.
   platform:
+    support: full
     platforms: posix
+    description: Runs on the LiteSpeed host with the Python standard library only.
 options:
   server_root:
     description:
