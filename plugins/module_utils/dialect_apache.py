@@ -325,7 +325,7 @@ def parse_address(text: str) -> tuple[str, str]:
     A missing port is reported as ``"*"``: the virtual host matches any port.
     """
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
+        host, _sep, rest = text[1:].partition("]")
         return host, rest[1:] if rest.startswith(":") else "*"
     if text.count(":") == 1:
         host, port = text.split(":")

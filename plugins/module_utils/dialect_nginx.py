@@ -184,7 +184,7 @@ def parse_listen_target(target: str) -> tuple[str, str | None]:
     if target.startswith("unix:"):
         return target, None
     if target.startswith("["):
-        host, _, rest = target[1:].partition("]")
+        host, _sep, rest = target[1:].partition("]")
         return host, rest[1:] if rest.startswith(":") else "80"
     if ":" in target:
         host, port = target.rsplit(":", 1)

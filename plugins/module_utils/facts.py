@@ -280,4 +280,3 @@ def stapling_files(facts: dict) -> list[dict]:
             for entry in server.get("stapling_files", []) + server.get("litespeed_files", []):
                 out.append(dict(entry, server=name))
     return out
-

@@ -188,7 +188,7 @@ def read_ea4_paths(path: str) -> dict[str, str]:
                 line = line.strip()
                 if not line or line.startswith("#") or "=" not in line:
                     continue
-                key, _, value = line.partition("=")
+                key, _sep, value = line.partition("=")
                 values[key.strip()] = value.strip()
     except OSError:
         return {}
@@ -207,12 +207,13 @@ def describe_files(root: str, entries: list[dict]) -> list[dict]:
 # --------------------------------------------------------------------------- cPanel
 
 
-def detect_cpanel(root: str = "/", defaults: dict = DEFAULTS) -> dict:
+def detect_cpanel(root: str = "/", defaults: dict | None = None) -> dict:
     """cPanel and its EasyApache generation: ``{present, ea_version, paths}``.
 
     EA4 is marked by ``/etc/cpanel/ea4/is_ea4`` and describes itself in
     ``paths.conf``; EA3 keeps everything under ``/usr/local/apache``.
     """
+    defaults = defaults or DEFAULTS
     cpanel = defaults["cpanel"]
     present = os.path.isdir(host_path(root, cpanel["cpanel_dir"]))
     ea4 = os.path.exists(host_path(root, cpanel["ea4_marker"]))
@@ -232,8 +233,9 @@ def detect_cpanel(root: str = "/", defaults: dict = DEFAULTS) -> dict:
 # --------------------------------------------------------------------------- Apache
 
 
-def apache_layout(root: str = "/", cpanel: dict | None = None, defaults: dict = DEFAULTS) -> str | None:
+def apache_layout(root: str = "/", cpanel: dict | None = None, defaults: dict | None = None) -> str | None:
     """``cpanel_ea4``, ``cpanel_ea3``, ``debian``, ``rhel`` or None (no Apache found)."""
+    defaults = defaults or DEFAULTS
     cpanel = cpanel if cpanel is not None else detect_cpanel(root, defaults)
     if cpanel.get("ea_version") == 4:
         return "cpanel_ea4"
@@ -254,13 +256,14 @@ def detect_apache(
     server_root: str | None = None,
     cpanel: dict | None = None,
     run_binaries: bool = True,
-    defaults: dict = DEFAULTS,
+    defaults: dict | None = None,
 ) -> dict:
     """Apache's layout, binary, version, config and the stapling files its role edits.
 
     ``binary``/``config``/``server_root`` override what the layout implies. On EA4 the
     paths come from ``paths.conf`` when it names them.
     """
+    defaults = defaults or DEFAULTS
     cpanel = cpanel if cpanel is not None else detect_cpanel(root, defaults)
     layout = apache_layout(root, cpanel, defaults)
     spec = dict(defaults["apache"].get(layout or "", {}))
@@ -328,13 +331,14 @@ def detect_nginx(
     binary: str | None = None,
     config: str | None = None,
     run_binaries: bool = True,
-    defaults: dict = DEFAULTS,
+    defaults: dict | None = None,
 ) -> dict:
     """nginx's binary, version, configure arguments and main config path.
 
     The config is ``config`` if given, else ``--conf-path`` from ``nginx -V``, else the
     default ``/etc/nginx/nginx.conf``.
     """
+    defaults = defaults or DEFAULTS
     spec = defaults["nginx"]
     binary_path = binary or spec["binary"]
     result: dict = {
@@ -374,9 +378,10 @@ def detect_litespeed(
     root: str = "/",
     server_root: str | None = None,
     cpanel: dict | None = None,
-    defaults: dict = DEFAULTS,
+    defaults: dict | None = None,
 ) -> dict:
     """LiteSpeed under ``server_root``: edition (``openlitespeed``/``lsws``), version, config."""
+    defaults = defaults or DEFAULTS
     spec = defaults["litespeed"]
     server_root = server_root or spec["server_root"]
     base = host_path(root, server_root)

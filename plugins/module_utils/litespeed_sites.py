@@ -84,7 +84,7 @@ def parse_ols_text(text: str, file: str = "<string>") -> Node:
             stack[-1].children.append(block)
             stack.append(block)
             continue
-        key, _, value = line.partition(" ")
+        key, _sep, value = line.partition(" ")
         value = value.strip()
         if value.startswith("<<<"):
             heredoc = value[3:].strip()
@@ -102,7 +102,7 @@ def parse_ols_text(text: str, file: str = "<string>") -> Node:
 
 
 def _map_node(value: str, file: str, line: int) -> Node:
-    vhost, _, domains = value.partition(" ")
+    vhost, _sep, domains = value.partition(" ")
     node = Node("map", vhost.strip(), file, line)
     node.values["domain"] = (domains.strip(), line)
     return node
@@ -319,5 +319,5 @@ def _sites(tree: Node, server_root: str, root: str, warnings: list[str]) -> list
 
 def _address(listener: Node) -> dict:
     address = listener.get("address") or ""
-    host, _, port = address.rpartition(":")
+    host, _sep, port = address.rpartition(":")
     return {"address": host or "*", "port": port or None, "listener": listener.name}

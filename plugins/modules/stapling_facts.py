@@ -23,7 +23,7 @@ description:
   - Read-only. Uses only the Python standard library on the managed host.
   - Every path is read under O(root), so the module can describe a private tree.
 author:
-  - ocsp.stapling contributors
+  - ocsp.stapling contributors (!UNKNOWN)
 attributes:
   check_mode:
     support: full

@@ -38,7 +38,7 @@ def test_nginx_fixture_counts_and_newest_example():
 
 
 def test_apache_fixture_counts():
-    summary = el.tail_scan("/var/log/httpd/error_log", root=str(FIXTURES / "rhel")).summary()
+    summary = el.tail_scan("/etc/httpd/logs/error_log", root=str(FIXTURES / "rhel")).summary()
     assert {k: v["count"] for k, v in summary["classes"].items()} == {"AH01985": 1, "AH01941": 2, "AH01974": 1, "AH02217": 1}
     assert "03:10:01" in summary["classes"]["AH01941"]["newest"]
 
