@@ -1,0 +1,226 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to ocsp.stapling
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The runbook's diagnosis: one verdict per host from what the modules found.
+
+A pure function over the results of ``stapling_facts`` (configuration, sites, error log),
+``stapling_status`` (what each site staples now), ``ocsp_responder_check`` (can this host
+reach the responders) and ``stapling_record`` (did this collection disable stapling here).
+No I/O; unit tested in ``tests/unit/test_runbook.py``. The front-door role calls it through
+the ``ocsp.stapling.stapling_verdict`` filter.
+
+Verdicts, first match wins:
+
+``disabled_by_collection``  our state record is on the host: the re-enable job owns it.
+``not_applicable``          no TLS site, or no certificate with an OCSP URL.
+``stapling_off``            stapling is off everywhere and no record of ours: an operator did it.
+``must_staple_at_risk``     a responder is unreachable and a Must-Staple site depends on it.
+``disable_recommended``     a responder a stapling site depends on is unreachable.
+``reload_recommended``      responders answer, yet a site staples an error or a stale
+                            response: Apache keeps the ``tryLater`` it synthesized for up to
+                            ``SSLStaplingStandardCacheTimeout``; a graceful reload clears it.
+``tls_failing``             a site does not complete a TLS handshake (not a stapling problem).
+``healthy``                 everything else (revoked certificates are noted per site).
+"""
+from __future__ import annotations
+
+ON_VALUES = ("on", "1", "true", "yes")
+# Directive that switches stapling on, per server dialect.
+STAPLING_SWITCH = {"apache": "SSLUseStapling", "litespeed": "enableStapling", "nginx": "ssl_stapling"}
+ERROR_STAPLE_VERDICTS = ("error_stapled", "stale")
+
+RECOMMENDATIONS = {
+    "disabled_by_collection": "wait for reenable_stapling",
+    "not_applicable": "nothing to do",
+    "stapling_off": "none (operator's choice); enable_stapling to turn it on",
+    "must_staple_at_risk": "restore responder reachability; disable only with force=true",
+    "disable_recommended": "run disable_stapling",
+    "reload_recommended": "graceful reload (reenable_stapling recover)",
+    "tls_failing": "fix the failing sites first",
+    "healthy": "nothing to do",
+}
+
+
+def _value(directive) -> str:
+    if isinstance(directive, dict):
+        return str(directive.get("value") or "")
+    return str(directive or "")
+
+
+def stapling_configured(site: dict) -> bool | None:
+    """Whether the site's configuration turns stapling on (None: the server's default)."""
+    switch = STAPLING_SWITCH.get(site.get("server") or "")
+    stapling = site.get("stapling") or {}
+    if not switch or switch not in stapling:
+        return None
+    return _value(stapling[switch]).strip().lower() in ON_VALUES
+
+
+def _ports(site: dict) -> set[int]:
+    ports = set()
+    for item in site.get("listen") or []:
+        try:
+            ports.add(int(item.get("port")))
+        except (TypeError, ValueError):
+            continue
+    return ports
+
+
+def _match_endpoint(site: dict, endpoints: list[dict]) -> dict | None:
+    names = {str(name).lower() for name in site.get("names") or []}
+    ports = _ports(site)
+    for endpoint in endpoints:
+        if str(endpoint.get("server_name") or "").lower() in names and (not ports or endpoint.get("port") in ports):
+            return endpoint
+    return None
+
+
+def _responder_index(check: dict) -> dict[str, dict]:
+    """Certificate path -> its entry in the ocsp_responder_check result."""
+    return {item.get("path"): item for item in (check or {}).get("certificates") or []}
+
+
+def responder_rows(check: dict) -> list[dict]:
+    """One row per responder URL: reachable overall and per address family."""
+    rows = []
+    for responder in (check or {}).get("responders") or []:
+        families: dict[str, bool | None] = {"ipv4": None, "ipv6": None}
+        for attempt in responder.get("attempts") or []:
+            key = {"4": "ipv4", "6": "ipv6"}.get(str(attempt.get("ip_version")))
+            if key:
+                ok = attempt.get("failure") is None
+                families[key] = ok if families[key] is None else (families[key] and ok)
+        rows.append({"url": responder.get("url"), "reachable": bool(responder.get("reachable")),
+                     "failure": responder.get("failure"), "detail": responder.get("detail") or "",
+                     "ipv4": families["ipv4"], "ipv6": families["ipv6"],
+                     "certificates": list(responder.get("certificates") or [])})
+    return rows
+
+
+def site_rows(facts: dict, status: dict, check: dict) -> list[dict]:
+    """One row per TLS site: configuration, what it staples, its responder."""
+    endpoints = list((status or {}).get("endpoints") or [])
+    by_cert = _responder_index(check)
+    rows = []
+    for site in (facts or {}).get("sites") or []:
+        names = list(site.get("names") or [])
+        endpoint = _match_endpoint(site, endpoints) or {}
+        cert_paths = list(site.get("certificate") or [])
+        cert = next((by_cert[path] for path in cert_paths if path in by_cert), {})
+        served = endpoint.get("certificate") or {}
+        ocsp_urls = cert.get("ocsp_urls")
+        if ocsp_urls is None:
+            ocsp_urls = served.get("ocsp_urls") or []
+        must_staple = bool(cert.get("must_staple") or served.get("must_staple"))
+        rows.append({
+            "server": site.get("server"),
+            "site": names[0] if names else f"{site.get('file')}:{site.get('line')}",
+            "names": names,
+            "port": endpoint.get("port") or next(iter(sorted(_ports(site))), None),
+            "certificate": cert_paths[0] if cert_paths else None,
+            "stapling_configured": stapling_configured(site),
+            "has_ocsp_url": bool(ocsp_urls),
+            "must_staple": must_staple,
+            "responder_url": cert.get("responder_url"),
+            "responder_reachable": cert.get("reachable"),
+            "responder_failure": cert.get("failure"),
+            "verdict": endpoint.get("verdict") or "not_probed",
+            "response_status": endpoint.get("ocsp_response_status"),
+            "seconds_until_expiry": endpoint.get("seconds_until_expiry"),
+            "handshake_ok": endpoint.get("handshake_ok"),
+            "message": endpoint.get("message") or "",
+        })
+    return rows
+
+
+def error_counts(facts: dict) -> dict[str, int]:
+    """Stapling error classes seen in the error logs' recent tail, with counts."""
+    counts: dict[str, int] = {}
+    for log in (facts or {}).get("errors") or []:
+        for name, info in (log.get("classes") or {}).items():
+            counts[name] = counts.get(name, 0) + int((info or {}).get("count") or 0)
+    return counts
+
+
+def _stapling_on(row: dict, facts: dict) -> bool:
+    configured = row["stapling_configured"]
+    if configured is None:
+        # Not set anywhere: Apache, nginx and LiteSpeed all default to off.
+        return False
+    return configured
+
+
+def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -> dict:
+    """The host's verdict, recommendation and the rows the report shows."""
+    sites = site_rows(facts, status, check)
+    responders = responder_rows(check)
+    servers = sorted({row["server"] for row in sites if row["server"]})
+    stapling_sites = [row for row in sites if _stapling_on(row, facts) and row["has_ocsp_url"]]
+    unreachable = [row for row in stapling_sites if row["responder_reachable"] is False]
+    reasons: list[str] = []
+    if record:
+        observations = record.get("observations") or {}
+        verdict = "disabled_by_collection"
+        reasons.append(f"ocsp.stapling disabled stapling here at {record.get('disabled_at')} "
+                       f"(run {record.get('run_id')}, reason: {record.get('reason') or 'none given'}); "
+                       f"{observations.get('consecutive_good', 0)} consecutive good responder answers so far.")
+    elif not sites:
+        verdict = "not_applicable"
+        reasons.append("No TLS site was found in the web servers' configuration.")
+    elif not any(row["has_ocsp_url"] for row in sites):
+        verdict = "not_applicable"
+        reasons.append("No certificate served here names an OCSP responder; stapling cannot work and is not needed.")
+    elif not stapling_sites:
+        verdict = "stapling_off"
+        reasons.append("Stapling is off for every site and no disable by ocsp.stapling is recorded: "
+                       "an operator turned it off (or it was never on). The runbook leaves it alone.")
+    elif unreachable:
+        urls = sorted({row["responder_url"] or "?" for row in unreachable})
+        failures = sorted({row["responder_failure"] or "unknown" for row in unreachable})
+        at_risk = [row["site"] for row in unreachable if row["must_staple"]]
+        reasons.append(f"This host cannot get a correct answer from {', '.join(urls)} ({', '.join(failures)}); "
+                       f"{len(unreachable)} stapling site(s) depend on it.")
+        if at_risk:
+            verdict = "must_staple_at_risk"
+            reasons.append(f"Must-Staple certificates on {', '.join(at_risk)}: browsers refuse these sites without "
+                           f"a good staple whatever is done; disabling stapling keeps them broken until it is "
+                           f"re-enabled. Restore reachability (firewall, IPv6, DNS, proxy) first; "
+                           f"disable_stapling needs force=true.")
+        else:
+            verdict = "disable_recommended"
+            reasons.append("Disable stapling until the responder answers again (disable_stapling); the scheduled "
+                           "reenable_stapling turns it back on.")
+    else:
+        errored = [row for row in stapling_sites if row["verdict"] in ERROR_STAPLE_VERDICTS]
+        failing = [row for row in sites if row["handshake_ok"] is False]
+        if errored:
+            verdict = "reload_recommended"
+            reasons.append(f"The responders answer correctly, yet {', '.join(sorted({r['site'] for r in errored}))} "
+                           f"staple an error or stale response: Apache keeps the tryLater it synthesized during "
+                           f"the outage for up to SSLStaplingStandardCacheTimeout. A graceful reload clears it "
+                           f"(reenable_stapling with stapling_mode=recover).")
+        elif failing:
+            verdict = "tls_failing"
+            reasons.append(f"{', '.join(r['site'] for r in failing)} do not complete a TLS handshake; "
+                           f"that is not a stapling problem. See the sites' messages.")
+        else:
+            verdict = "healthy"
+    revoked = [row["site"] for row in sites if row["verdict"] == "revoked"]
+    if revoked:
+        reasons.append(f"Revoked certificate served on {', '.join(revoked)}: replace it.")
+    reload_servers = sorted({row["server"] for row in sites
+                             if row["verdict"] in ERROR_STAPLE_VERDICTS and row["server"]}) \
+        if verdict == "reload_recommended" else []
+    return {
+        "verdict": verdict,
+        "recommendation": RECOMMENDATIONS[verdict],
+        "reasons": reasons,
+        "servers": servers,
+        "sites": sites,
+        "responders": responders,
+        "responders_reachable": bool(check) and all(row["reachable"] for row in responders),
+        "must_staple_sites": [row["site"] for row in sites if row["must_staple"]],
+        "reload_servers": reload_servers,
+        "errors": error_counts(facts),
+        "disabled_since": (record or {}).get("disabled_at_timestamp"),
+    }

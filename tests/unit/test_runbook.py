@@ -1,0 +1,167 @@
+"""runbook.decide: one verdict per host from facts, staples, responder checks and the record."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ansible_collections.ocsp.stapling.plugins.module_utils.runbook import decide, site_rows, stapling_configured
+
+URL = "http://ocsp.example.test/"
+
+
+def site(server, name, cert, stapling="on", port=443):
+    switch = {"apache": "SSLUseStapling", "nginx": "ssl_stapling", "litespeed": "enableStapling"}[server]
+    stapling_dict = {} if stapling is None else {switch: {"value": stapling, "file": "/x", "line": 1}}
+    return {"server": server, "names": [name], "listen": [{"address": "127.0.0.1", "port": str(port)}],
+            "certificate": [cert], "stapling": stapling_dict, "file": f"/etc/{name}.conf", "line": 1}
+
+
+def endpoint(name, verdict, port=443, status="successful", seconds=3600):
+    return {"host": "127.0.0.1", "port": port, "server_name": name, "handshake_ok": verdict != "handshake_failed",
+            "verdict": verdict, "ocsp_response_status": status, "seconds_until_expiry": seconds,
+            "certificate": {"ocsp_urls": [URL], "must_staple": False}, "message": f"{name} {verdict}"}
+
+
+def cert(path, reachable=True, must_staple=False, url=URL, failure=None):
+    return {"path": path, "ocsp_urls": [url] if url else [], "must_staple": must_staple,
+            "responder_url": url, "reachable": reachable if url else None,
+            "failure": failure if url else "no_ocsp_url"}
+
+
+def check(certs, reachable=True, attempts=None):
+    responders = [{"url": URL, "reachable": reachable, "failure": None if reachable else "timeout", "detail": "",
+                   "certificates": [c["path"] for c in certs if c["ocsp_urls"]],
+                   "attempts": attempts or [{"ip_version": "4", "failure": None if reachable else "timeout"}]}]
+    return {"certificates": certs, "responders": responders,
+            "all_reachable": reachable}
+
+
+@pytest.fixture
+def healthy():
+    facts = {"sites": [site("apache", "a.test", "/c/a.pem"), site("nginx", "n.test", "/c/n.pem", port=8443),
+                       site("apache", "nourl.test", "/c/nourl.pem")],
+             "errors": [{"path": "/l", "classes": {"AH02218": {"count": 2}}}]}
+    status = {"endpoints": [endpoint("a.test", "good"), endpoint("n.test", "good", port=8443),
+                            endpoint("nourl.test", "not_applicable")]}
+    responder = check([cert("/c/a.pem"), cert("/c/n.pem"), cert("/c/nourl.pem", url=None)])
+    return facts, status, responder
+
+
+def test_healthy_host(healthy):
+    decision = decide(*healthy)
+    assert decision["verdict"] == "healthy" and decision["recommendation"] == "nothing to do"
+    assert decision["servers"] == ["apache", "nginx"]
+    assert decision["errors"] == {"AH02218": 2}
+    assert decision["responders_reachable"] is True
+    rows = {row["site"]: row for row in decision["sites"]}
+    assert rows["n.test"]["port"] == 8443 and rows["n.test"]["verdict"] == "good"
+    assert rows["nourl.test"]["has_ocsp_url"] is False
+
+
+def test_unreachable_responder_recommends_disable(healthy):
+    facts, status, _ = healthy
+    responder = check([cert("/c/a.pem", False, failure="timeout"), cert("/c/n.pem", False, failure="timeout"),
+                       cert("/c/nourl.pem", url=None)], reachable=False)
+    decision = decide(facts, status, responder)
+    assert decision["verdict"] == "disable_recommended"
+    assert "timeout" in decision["reasons"][0] and URL in decision["reasons"][0]
+    assert decision["responders_reachable"] is False
+
+
+def test_must_staple_site_on_unreachable_responder_blocks(healthy):
+    facts, status, _ = healthy
+    responder = check([cert("/c/a.pem", False, must_staple=True), cert("/c/n.pem", False),
+                       cert("/c/nourl.pem", url=None)], reachable=False)
+    decision = decide(facts, status, responder)
+    assert decision["verdict"] == "must_staple_at_risk"
+    assert decision["must_staple_sites"] == ["a.test"]
+    assert "force=true" in " ".join(decision["reasons"])
+
+
+def test_error_stapled_while_responder_answers_recommends_reload(healthy):
+    facts, status, responder = healthy
+    status = copy.deepcopy(status)
+    status["endpoints"][0].update(verdict="error_stapled", ocsp_response_status="tryLater")
+    decision = decide(facts, status, responder)
+    assert decision["verdict"] == "reload_recommended"
+    assert decision["reload_servers"] == ["apache"]
+    assert "SSLStaplingStandardCacheTimeout" in decision["reasons"][0]
+
+
+def test_error_stapled_during_outage_is_not_a_reload_case(healthy):
+    facts, status, _ = healthy
+    status = copy.deepcopy(status)
+    status["endpoints"][0].update(verdict="error_stapled")
+    responder = check([cert("/c/a.pem", False), cert("/c/n.pem", False), cert("/c/nourl.pem", url=None)], False)
+    assert decide(facts, status, responder)["verdict"] == "disable_recommended"
+
+
+def test_record_wins_over_everything(healthy):
+    record = {"disabled_by": "ocsp.stapling", "disabled_at": "2025-01-01T00:00:00Z", "disabled_at_timestamp": 1735689600,
+              "run_id": "r1", "reason": "outage", "observations": {"consecutive_good": 1}}
+    decision = decide(*healthy, record)
+    assert decision["verdict"] == "disabled_by_collection"
+    assert decision["disabled_since"] == 1735689600
+    assert "1 consecutive good" in decision["reasons"][0]
+
+
+def test_stapling_off_by_hand_is_left_alone(healthy):
+    facts, status, responder = healthy
+    facts = copy.deepcopy(facts)
+    for item in facts["sites"]:
+        item["stapling"]["SSLUseStapling" if item["server"] == "apache" else "ssl_stapling"]["value"] = "off"
+    decision = decide(facts, status, responder)
+    assert decision["verdict"] == "stapling_off"
+    assert "operator" in decision["reasons"][0]
+
+
+def test_no_ocsp_url_anywhere_is_not_applicable():
+    facts = {"sites": [site("nginx", "n.test", "/c/n.pem")]}
+    decision = decide(facts, {"endpoints": [endpoint("n.test", "not_applicable")]},
+                      check([cert("/c/n.pem", url=None)]))
+    assert decision["verdict"] == "not_applicable"
+
+
+def test_no_sites_is_not_applicable():
+    assert decide({"sites": []}, {}, {})["verdict"] == "not_applicable"
+
+
+def test_handshake_failure_is_tls_failing(healthy):
+    facts, status, responder = healthy
+    status = copy.deepcopy(status)
+    status["endpoints"][1].update(verdict="handshake_failed", handshake_ok=False)
+    assert decide(facts, status, responder)["verdict"] == "tls_failing"
+
+
+def test_revoked_is_noted_but_host_stays_healthy(healthy):
+    facts, status, responder = healthy
+    status = copy.deepcopy(status)
+    status["endpoints"][0].update(verdict="revoked")
+    decision = decide(facts, status, responder)
+    assert decision["verdict"] == "healthy"
+    assert "a.test" in decision["reasons"][-1] and "replace" in decision["reasons"][-1]
+
+
+def test_ipv6_failure_is_shown_per_family(healthy):
+    facts, status, _ = healthy
+    attempts = [{"ip_version": "4", "failure": None}, {"ip_version": "6", "failure": "network_unreachable"}]
+    responder = check([cert("/c/a.pem", False), cert("/c/n.pem", False), cert("/c/nourl.pem", url=None)],
+                      reachable=False, attempts=attempts)
+    decision = decide(facts, status, responder)
+    assert decision["responders"][0]["ipv4"] is True and decision["responders"][0]["ipv6"] is False
+    assert decision["verdict"] == "disable_recommended"
+
+
+def test_stapling_configured_reads_each_dialect():
+    assert stapling_configured(site("apache", "a", "/a", "On")) is True
+    assert stapling_configured(site("nginx", "a", "/a", "off")) is False
+    assert stapling_configured(site("litespeed", "a", "/a", "1")) is True
+    assert stapling_configured(site("apache", "a", "/a", None)) is None
+
+
+def test_site_matching_needs_port_and_name():
+    facts = {"sites": [site("apache", "a.test", "/c/a.pem", port=443), site("nginx", "a.test", "/c/a.pem", port=8443)]}
+    status = {"endpoints": [endpoint("a.test", "error_stapled", port=443), endpoint("a.test", "good", port=8443)]}
+    rows = site_rows(facts, status, {})
+    assert [(r["server"], r["verdict"]) for r in rows] == [("apache", "error_stapled"), ("nginx", "good")]
