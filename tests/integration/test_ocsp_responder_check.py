@@ -145,8 +145,10 @@ def test_hang_costs_no_more_than_the_timeout(lab, mode, bare_python):
     cert = only(result)
     assert cert["failure"] == "timeout"
     assert TIMEOUT * 1000 <= cert["attempts"][0]["latency_ms"] < TIMEOUT * 1000 + 500
-    # The whole ansible run: the usual overhead plus the timeout, not a second more.
-    assert elapsed - baseline < TIMEOUT + 1.5, (elapsed, baseline)
+    # The whole ansible run: the usual overhead plus the timeout. Ansible's own start-up
+    # time varies with machine load, hence a margin proportional to the baseline.
+    assert elapsed - baseline < TIMEOUT + 1.5 + 0.5 * baseline, (elapsed, baseline)
+    assert elapsed < baseline + 4 * TIMEOUT, (elapsed, baseline)  # not one timeout per family or retry
 
 
 def test_slow_within_and_beyond_the_timeout(lab, mode, bare_python):
