@@ -148,7 +148,6 @@ def test_hang_costs_no_more_than_the_timeout(lab, mode, bare_python):
     # The whole ansible run: the usual overhead plus the timeout. Ansible's own start-up
     # time varies with machine load, hence a margin proportional to the baseline.
     assert elapsed - baseline < TIMEOUT + 1.5 + 0.5 * baseline, (elapsed, baseline)
-    assert elapsed < baseline + 4 * TIMEOUT, (elapsed, baseline)  # not one timeout per family or retry
 
 
 def test_slow_within_and_beyond_the_timeout(lab, mode, bare_python):
