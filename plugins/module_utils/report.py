@@ -39,7 +39,10 @@ def _changed_cell(outcome: dict) -> str:
     if outcome.get("error"):
         return f"FAILED: {outcome['error']}"
     changes = outcome.get("changes") or []
-    return "; ".join(changes) if changes else "nothing"
+    if changes:
+        return "; ".join(changes)
+    notes = outcome.get("notes") or []
+    return "nothing: " + "; ".join(notes) if notes else "nothing"
 
 
 def host_row(host: str, outcome: dict | None) -> list[str]:

@@ -28,6 +28,8 @@ ON_VALUES = ("on", "1", "true", "yes")
 # Directive that switches stapling on, per server dialect.
 STAPLING_SWITCH = {"apache": "SSLUseStapling", "litespeed": "enableStapling", "nginx": "ssl_stapling"}
 ERROR_STAPLE_VERDICTS = ("error_stapled", "stale")
+# What a site must not staple once stapling is back on and the responder answers.
+BAD_STAPLE_VERDICTS = ("error_stapled", "stale", "invalid", "must_staple_missing", "handshake_failed")
 
 RECOMMENDATIONS = {
     "disabled_by_collection": "wait for reenable_stapling",
@@ -116,6 +118,7 @@ def site_rows(facts: dict, status: dict, check: dict) -> list[dict]:
             "server": site.get("server"),
             "site": names[0] if names else f"{site.get('file')}:{site.get('line')}",
             "names": names,
+            "address": endpoint.get("host") or "127.0.0.1",
             "port": endpoint.get("port") or next(iter(sorted(_ports(site))), None),
             "certificate": cert_paths[0] if cert_paths else None,
             "stapling_configured": stapling_configured(site),
@@ -148,6 +151,43 @@ def _stapling_on(row: dict, facts: dict) -> bool:
         # Not set anywhere: Apache, nginx and LiteSpeed all default to off.
         return False
     return configured
+
+
+def previous_settings(facts: dict) -> dict[str, dict]:
+    """Per server, the stapling switch in effect for each site before a change.
+
+    ``restore_state`` is what re-enable asks the server role for: ``enabled`` when the
+    switch came from a file this collection manages (its name says ``ocsp-stapling``, so
+    the role's own settings, tuning included, were in force), else ``absent`` (remove what
+    the role wrote and give the operator's configuration back as it was).
+    """
+    servers: dict[str, dict] = {}
+    for site in (facts or {}).get("sites") or []:
+        server = site.get("server")
+        switch = STAPLING_SWITCH.get(server or "")
+        if not switch:
+            continue
+        entry = servers.setdefault(server, {"sites": {}, "restore_state": "absent"})
+        directive = (site.get("stapling") or {}).get(switch)
+        name = (site.get("names") or [f"{site.get('file')}:{site.get('line')}"])[0]
+        if isinstance(directive, dict):
+            entry["sites"][name] = {switch: directive.get("value"), "file": directive.get("file"),
+                                    "line": directive.get("line")}
+            if "ocsp-stapling" in str(directive.get("file") or ""):
+                entry["restore_state"] = "enabled"
+        else:
+            entry["sites"][name] = {switch: None}
+    return servers
+
+
+def _endpoints(sites: list[dict]) -> dict[str, list[dict]]:
+    """Per server, the TLS endpoints to verify after a change (one per site)."""
+    endpoints: dict[str, list[dict]] = {}
+    for row in sites:
+        if row["server"] and row["port"] and row["names"]:
+            endpoints.setdefault(row["server"], []).append(
+                {"host": row["address"], "port": int(row["port"]), "server_name": row["site"]})
+    return endpoints
 
 
 def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -> dict:
@@ -211,6 +251,10 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -
     reload_servers = sorted({row["server"] for row in sites
                              if row["verdict"] in ERROR_STAPLE_VERDICTS and row["server"]}) \
         if verdict == "reload_recommended" else []
+    good_servers = sorted({row["server"] for row in sites if row["verdict"] == "good" and row["server"]})
+    staple_errors = [f"{row['server']} {row['site']}: {row['verdict']}" for row in stapling_sites
+                     if row["verdict"] in BAD_STAPLE_VERDICTS]
+    stapling_servers = sorted({row["server"] for row in stapling_sites if row["server"]})
     return {
         "verdict": verdict,
         "recommendation": RECOMMENDATIONS[verdict],
@@ -223,4 +267,11 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -
         "reload_servers": reload_servers,
         "errors": error_counts(facts),
         "disabled_since": (record or {}).get("disabled_at_timestamp"),
+        "good_servers": good_servers,
+        "staple_errors": staple_errors,
+        # Stapling is on, and every server that staples serves at least one good staple.
+        "staples_ok": not staple_errors and not set(stapling_servers) - set(good_servers),
+        "endpoints": _endpoints(sites),
+        "stapling_servers": stapling_servers,
+        "previous": previous_settings(facts),
     }

@@ -98,3 +98,8 @@ def test_write_atomic_reports_change_and_leaves_no_temp(tmp_path):
     assert write_atomic(str(path), "a 1\n") is False
     assert path.read_text() == "a 1\n"
     assert [p.name for p in path.parent.iterdir()] == ["ocsp_stapling.prom"]
+
+
+def test_unchanged_host_says_why():
+    outcome = dict(OUTCOMES["web01"], notes=["responder still failing, 0/2 good answers"])
+    assert summary_lines({"web01": outcome})[1].endswith("nothing: responder still failing, 0/2 good answers")

@@ -165,3 +165,38 @@ def test_site_matching_needs_port_and_name():
     status = {"endpoints": [endpoint("a.test", "error_stapled", port=443), endpoint("a.test", "good", port=8443)]}
     rows = site_rows(facts, status, {})
     assert [(r["server"], r["verdict"]) for r in rows] == [("apache", "error_stapled"), ("nginx", "good")]
+
+
+def test_previous_settings_choose_what_reenable_restores(healthy):
+    facts, status, responder = healthy
+    facts = copy.deepcopy(facts)
+    facts["sites"][1]["stapling"]["ssl_stapling"]["file"] = "/etc/nginx/conf.d/zz-ocsp-stapling.conf"
+    decision = decide(facts, status, responder)
+    assert decision["previous"]["apache"]["restore_state"] == "absent"
+    assert decision["previous"]["apache"]["sites"]["a.test"] == {"SSLUseStapling": "on", "file": "/x", "line": 1}
+    assert decision["previous"]["nginx"]["restore_state"] == "enabled"
+    assert decision["stapling_servers"] == ["apache", "nginx"]
+
+
+def test_good_servers_and_staple_errors(healthy):
+    facts, status, responder = healthy
+    status = copy.deepcopy(status)
+    status["endpoints"][0].update(verdict="error_stapled")
+    decision = decide(facts, status, responder)
+    assert decision["good_servers"] == ["nginx"]
+    assert decision["staple_errors"] == ["apache a.test: error_stapled"]
+    assert decision["sites"][0]["address"] == "127.0.0.1"
+
+
+def test_endpoints_per_server_for_verification(healthy):
+    decision = decide(*healthy)
+    assert decision["endpoints"]["nginx"] == [{"host": "127.0.0.1", "port": 8443, "server_name": "n.test"}]
+    assert [e["server_name"] for e in decision["endpoints"]["apache"]] == ["a.test", "nourl.test"]
+
+
+def test_staples_ok_needs_a_good_staple_per_stapling_server(healthy):
+    assert decide(*healthy)["staples_ok"] is True
+    facts, status, responder = healthy
+    status = copy.deepcopy(status)
+    status["endpoints"][1].update(verdict="missing")
+    assert decide(facts, status, responder)["staples_ok"] is False
