@@ -289,3 +289,27 @@ def test_module_body_merges_endpoints_and_facts_and_validates():
         tls_probe.run_module_probe(dict(params, concurrency=0), "openssl")
     with pytest.raises(ValueError, match="timeout must be a positive"):
         tls_probe.run_module_probe(dict(params, timeout=0), "openssl")
+
+
+@pytest.mark.parametrize("version, flags", [
+    ("OpenSSL 3.0.22 25 Aug 2026 (Library: OpenSSL 3.0.22 25 Aug 2026)",
+     ["-no-CAfile", "-no-CApath", "-no-CAstore"]),
+    ("OpenSSL 1.1.1k  FIPS 25 Mar 2021", ["-no-CAfile", "-no-CApath"]),
+    ("OpenSSL 1.0.2k-fips  26 Jan 2017", []),
+    ("LibreSSL 3.3.6", []),
+    (None, []),
+])
+def test_skip_ca_flags_follow_the_openssl_version(version, flags):
+    assert tls_probe.skip_ca_flags(version) == flags
+
+
+def test_skip_ca_flags_are_accepted_by_this_hosts_openssl():
+    import socket
+    version = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = tls_probe.handshake("openssl", Endpoint("127.0.0.1", port, "x.test"), 10,
+                                 extra_args=tls_probe.skip_ca_flags(version))
+    # An unknown option would be "openssl_failed"/usage text, not a refused connection.
+    assert result.error == "connection_refused", result.error_detail
