@@ -81,7 +81,9 @@ class ChangeError(Exception):
 class FileSpec:
     path: str
     block: str | None = None
-    content: str | None = None
+    #: Whole file content: ``str`` (encoded UTF-8 with surrogateescape) or ``bytes``
+    #: written as they are (a dialect that edits non-UTF-8 files byte for byte).
+    content: str | bytes | None = None
     state: str = "present"
     marker: str = DEFAULT_MARKER
     insert_before: str | None = None
@@ -131,6 +133,10 @@ class ChangeRequest:
     reload: str = "on_change"
     check_mode: bool = False
     diff: bool = False
+    #: Why there is no configtest_command, when the dialect has none on purpose (LSWS
+    #: Enterprise: ``lshttpd -t`` checks the license, not the config). Replaces the
+    #: "not validated" warning and is reported as ``configtest.skipped``.
+    configtest_absent_reason: str | None = None
 
 
 # --------------------------------------------------------------------------- plan
@@ -206,6 +212,10 @@ def _gid(group: str | None) -> int | None:
                           "or leave group unset to keep the file's current group") from None
 
 
+def _content_bytes(content: str | bytes) -> bytes:
+    return bytes(content) if isinstance(content, (bytes, bytearray)) else encode(content)
+
+
 def plan_file(spec: FileSpec) -> PlannedFile:
     if spec.state not in ("present", "absent"):
         raise ChangeError(f"{spec.path}: state must be present or absent, not {spec.state!r}")
@@ -214,7 +224,7 @@ def plan_file(spec: FileSpec) -> PlannedFile:
                           "content (the whole file), not both")
     before = _read(spec.path)
     if spec.content is not None or (spec.block is None and spec.state == "absent"):
-        after = encode(spec.content) if spec.state == "present" and spec.content is not None else None
+        after = _content_bytes(spec.content) if spec.state == "present" and spec.content is not None else None
         if spec.state == "present" and spec.content is None:
             raise ChangeError(f"{spec.path}: state=present needs block or content")
     else:
@@ -678,11 +688,18 @@ class StaplingChange:
 
     def __init__(self, request: ChangeRequest,
                  runner: Callable[[list[str], dict[str, str], float], tuple[int, str]] = run_command,
-                 namespace_probe: Callable[[dict[str, str]], tuple[bool, str]] = unshare_available
+                 namespace_probe: Callable[[dict[str, str]], tuple[bool, str]] = unshare_available,
+                 post_swap: Callable[[dict[str, Any]], list[str] | None] | None = None
                  ) -> None:
+        """``post_swap`` is a dialect's own step between the swap and the reload (LiteSpeed:
+        clear the OCSP cache files). It runs in real runs only, once the candidate is live
+        (or, with ``reload: always`` and nothing to change, right before the reload),
+        receives the result so far (``files[].backup`` filled in) and returns warnings. If
+        it raises, the backups are put back and nothing is reloaded."""
         self.request = request
         self.runner = runner
         self.namespace_probe = namespace_probe
+        self.post_swap = post_swap
         self.warnings: list[str] = []
         self.result: dict[str, Any] = {
             "changed": False, "files": [], "links": [], "configtest": {"ran": False},
@@ -787,9 +804,13 @@ class StaplingChange:
                         raise ChangeError(self._unrestorable("the candidate failed configtest", out,
                                                              backup, problems), self.result)
                     self._fail_configtest(out, restored=True)
-            if method is None:
+            if method is None and req.configtest_absent_reason:
+                self.result["configtest"]["skipped"] = req.configtest_absent_reason
+            elif method is None:
                 self.warnings.append("No configtest command is configured: the candidate was not "
                                      "validated before it went live.")
+        if self.post_swap is not None:
+            self._run_post_swap(backup)
         if req.reload == "never" or (not changed and req.reload == "on_change"):
             return self.result
         self.result["changed"] = True
@@ -817,6 +838,23 @@ class StaplingChange:
                               self.result)
         self._rollback(backup, what)
         raise AssertionError("unreachable")  # _rollback always raises
+
+    def _run_post_swap(self, backup: Backup | None) -> None:
+        try:
+            self.warnings.extend(self.post_swap(self.result) or [])
+        except Exception as exc:  # a dialect's step: whatever it raises, put the files back
+            detail = exc.message if isinstance(exc, ChangeError) else f"{exc.__class__.__name__}: {exc}"
+            if backup is None:
+                raise ChangeError(f"The step after the swap failed: {detail}. No file had changed and "
+                                  f"the server was not reloaded.", self.result) from None
+            problems = backup.restore()
+            if problems:
+                raise ChangeError(self._unrestorable("the step after the swap failed", detail, backup,
+                                                     problems), self.result) from None
+            self.result["rolled_back"] = True
+            raise ChangeError(f"The step after the swap failed: {detail}. The old files are back "
+                              f"(backup: {backup.directory}) and the server was not reloaded, so it "
+                              f"still runs the old configuration.", self.result) from None
 
     # -- failures
     def _record_configtest(self, rc: int, out: str, method: str) -> None:

@@ -53,6 +53,14 @@ _FLAG_VALUES = ("", "0", "1")
 OPENLITESPEED = "openlitespeed"
 ENTERPRISE = "enterprise"
 
+# Error-log lines written after a restart. OpenLiteSpeed's SSL context setup logs "[SSL] Config
+# SSL Context with Certificate File: ... get SSL error: ..." when a listener's or vhost's
+# certificate or key cannot be loaded: that listener or site then serves no TLS at all, so the
+# change is rolled back. "[OCSP] ..." lines come from its stapling code and mean a certificate
+# is not being stapled while the server keeps serving: a warning.
+FATAL_LOG_PATTERNS = (r"\[SSL\] Config SSL Context with Certificate File",)
+WARNING_LOG_PATTERNS = (r"\[OCSP\]",)
+
 
 class LiteSpeedConfigError(ValueError):
     """A configuration file could not be parsed or edited; the message says what to do."""
@@ -617,6 +625,11 @@ def detect_flavor(server_root: str) -> str:
         "Found neither conf/httpd_config.conf (OpenLiteSpeed) nor conf/httpd_config.xml "
         "(LiteSpeed Enterprise) under %s. Set server_root to the directory that holds "
         "LiteSpeed's conf/ (normally /usr/local/lsws)." % server_root)
+
+
+def default_error_log(server_root: str) -> str:
+    """``$SERVER_ROOT/logs/error.log``, where both flavours log unless ``errorlog`` moves it."""
+    return os.path.join(server_root, "logs", "error.log")
 
 
 def default_cache_dirs(server_root: str, flavor: str) -> list:

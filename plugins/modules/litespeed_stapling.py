@@ -16,14 +16,18 @@ description:
     (C(conf/httpd_config.xml) and vhost XML) tree under O(server_root).
   - Edits are lossless; comments, key order, alignment and unknown keys are kept, and a
     file that needs no change is not rewritten.
-  - Order of work, so the live server is never left half changed; check every
-    referenced certificate, key and CA file (fail if one is missing while enabling), back
-    up and swap the files, run O(configtest_command) on OpenLiteSpeed, clear the OCSP
-    cache if asked, restart gracefully with O(restart_command). If the config test or the
-    restart fails, the original files are put back (and the server restarted again after a
-    failed restart).
-  - LiteSpeed reads its configuration only when it (re)starts, so swapping files before the
-    config test does not affect the running server.
+  - Goes through the collection's one change shape (the same as M(ocsp.stapling.stapling_change)),
+    so the live server is never left half changed. Check every referenced certificate, key
+    and CA file (fail if one is missing while enabling; on LiteSpeed Enterprise this is the
+    only validation, its C(lshttpd -t) checks the license, not the configuration). On
+    OpenLiteSpeed run O(configtest_command) against the candidate files B(before) any live
+    file changes (see O(candidate_validation)). Back up every file it will touch under
+    O(backup_dir). Swap each file atomically (mode and owner kept). Clear the OCSP cache if
+    asked. Restart gracefully with O(restart_command). Verify (no fatal line in O(error_log)
+    since the restart, and a TLS handshake with each endpoint of O(verify_endpoints) or, with
+    O(verify_listeners), of every secure listener). On any failure after the swap, put the
+    original files back, restart again and fail with a message saying what happened and
+    whether the old configuration is back and serving.
   - OpenLiteSpeed turns stapling off for a certificate after one bad responder answer or
     verification failure and keeps it off until the next restart. After a responder outage
     use O(restart=always), which restarts even when the files did not change.
@@ -32,7 +36,10 @@ author:
 attributes:
   check_mode:
     support: full
-    description: Reports the files that would change and the cache files that would be removed; writes and restarts nothing.
+    description:
+      - Reports the files that would change and the cache files that would be removed; writes and restarts nothing.
+      - On OpenLiteSpeed the candidate is config-tested in a private mount namespace when one
+        is available (read-only for the live tree) and the result reported in RV(configtest).
   diff_mode:
     support: full
     description: Returns the before and after text of every configuration file that changes.
@@ -108,33 +115,99 @@ options:
     elements: path
   configtest_command:
     description:
-      - Command that tests the configuration, run on OpenLiteSpeed after the swap and before
-        the restart, for example C(/usr/local/lsws/bin/openlitespeed -t).
+      - Command that tests the configuration on OpenLiteSpeed, for example
+        C(/usr/local/lsws/bin/openlitespeed -t). It reads the candidate files at their real
+        paths before they replace the live ones (see O(candidate_validation)).
       - Not run on LiteSpeed Enterprise, whose C(lshttpd -t) checks the license rather than
         the configuration; there the referenced files are checked instead.
+      - Without it (on OpenLiteSpeed) the candidate is not validated and a warning says so.
     type: str
+  candidate_validation:
+    description:
+      - How O(configtest_command) sees the candidate. V(namespace) runs it in a private mount
+        namespace (C(unshare --mount)) in which each changed directory holds the candidate;
+        the live files never change. Needs root (CAP_SYS_ADMIN).
+      - V(swap) writes the candidate to the live files, runs the test and puts the old files
+        back if it fails (LiteSpeed reads its configuration only when it restarts, so the
+        running server is not affected).
+      - V(auto) uses V(namespace) when possible, else V(swap) with a warning.
+    type: str
+    choices: [auto, namespace, swap]
+    default: auto
   restart_command:
     description:
-      - Command that restarts LiteSpeed gracefully. Default C(<server_root>/bin/lswsctrl restart).
+      - Command that restarts LiteSpeed gracefully (new processes take over, old ones finish
+        their requests). Default C(<server_root>/bin/lswsctrl restart).
+      - Also used to bring the server back with the original files after a failed change
+        (C(lswsctrl restart) starts a server that is not running).
     type: str
   restart:
     description:
       - V(changed) restarts only when a file changed or cache files were removed,
         V(always) restarts every run (needed to bring OpenLiteSpeed's stapling back after a
-        responder outage), V(never) leaves the restart to the caller.
+        responder outage), V(never) leaves the restart (and the verification) to the caller.
     type: str
     choices: [changed, always, never]
     default: changed
   backup:
     description:
-      - Keep a timestamped copy of each changed file next to it.
+      - Also keep a timestamped copy (C(<file>.<pid>.<date>~)) of each changed file next to it.
+      - The copies under O(backup_dir), which the rollback uses, are always made.
     type: bool
     default: true
+  backup_dir:
+    description:
+      - Where the change's backups go, one timestamped directory per run holding the original
+        files and a C(manifest.json). Also holds the lock that keeps two changes on one host
+        from interleaving.
+    type: path
+    default: /var/backups/ocsp.stapling
+  error_log:
+    description:
+      - LiteSpeed's error log, read from its size before the restart. A line saying an SSL
+        context could not be set up (C([SSL] Config SSL Context with Certificate File ...))
+        fails the change and rolls it back; C([OCSP]) lines become warnings.
+      - Default C(<server_root>/logs/error.log); an empty string turns the scan off.
+    type: path
+  verify_endpoints:
+    description:
+      - TLS endpoints that must complete a handshake after the restart (SNI sent,
+        certificate not checked); one that does not within O(verify_timeout) rolls the
+        change back.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      host:
+        description: Address to connect to.
+        type: str
+        default: 127.0.0.1
+      port:
+        description: TCP port.
+        type: int
+        required: true
+      server_name:
+        description: SNI name to send.
+        type: str
+  verify_listeners:
+    description:
+      - When O(verify_endpoints) is empty, check every secure listener of the change instead
+        (RV(probe_endpoints): C(*:443) becomes C(127.0.0.1:443)).
+    type: bool
+    default: false
+  verify_timeout:
+    description: Seconds to wait for the restarted server to pass the verification.
+    type: float
+    default: 30
 notes:
   - Runs on the managed host with the Python standard library only.
   - Tested against real-format configuration files and a stand-in C(lswsctrl); LiteSpeed
     itself cannot be installed from the package registries the tests use.
+  - The verification error-log patterns come from OpenLiteSpeed's source; LiteSpeed
+    Enterprise is assumed to log the same way.
 seealso:
+  - module: ocsp.stapling.stapling_change
+    description: The change shape this module goes through.
   - name: OpenLiteSpeed Users' Manual, Listeners SSL, OCSP Stapling
     description: Meaning of enableStapling, ocspRespMaxAge, ocspResponder and ocspCACerts.
     link: https://github.com/litespeedtech/openlitespeed/blob/master/dist/docs/Listeners_SSL_Help.html
@@ -178,10 +251,39 @@ files:
   elements: str
   sample: [/usr/local/lsws/conf/httpd_config.conf]
 backups:
-  description: Backup copies written before the files were replaced.
+  description: Copies kept next to the changed files (O(backup)); the rollback's own copies are under RV(backup_dir).
   returned: always
   type: list
   elements: str
+backup_dir:
+  description: This run's backup directory under O(backup_dir) (null when no file was written).
+  returned: always
+  type: str
+configtest:
+  description:
+    - The candidate's config test (ran, rc, output, method, passed); on LiteSpeed Enterprise
+      C(skipped) says why none ran.
+  returned: always
+  type: dict
+  sample: {ran: true, rc: 0, output: "", method: namespace, passed: true}
+reload:
+  description: The restart (ran, command, rc, output).
+  returned: always
+  type: dict
+verification:
+  description:
+    - Health after the restart (ok, endpoints, fatal_lines, warning_lines, problem, elapsed);
+      null when nothing was restarted.
+  returned: always
+  type: dict
+rolled_back:
+  description: Whether the original files were put back after a failure.
+  returned: always
+  type: bool
+recovery:
+  description: After a rollback, how the server was brought back (action, command, rc, output, verification).
+  returned: when rolled back after a restart
+  type: dict
 targets:
   description: Each listener and virtual host considered, its file, and per key the value before and after.
   returned: always
@@ -198,7 +300,7 @@ cache_files_removed:
   type: list
   elements: str
 restarted:
-  description: Whether the restart command ran (false in check mode).
+  description: Whether the restart command ran and succeeded (false in check mode).
   returned: always
   type: bool
 probe_endpoints:
@@ -214,24 +316,25 @@ diff:
   elements: dict
 """
 
-import os
-import shlex
-import tempfile
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native, to_text
+from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_litespeed import (
     ENTERPRISE,
     OPENLITESPEED,
-    LiteSpeedConfigError,
-    StaplingSettings,
-    default_cache_dirs,
-    plan_stapling,
-    stale_cache_files,
+)
+from ansible_collections.ocsp.stapling.plugins.module_utils.litespeed_change import (
+    LiteSpeedChangeError,
+    LiteSpeedStaplingChange,
 )
 
+ENDPOINT_SPEC = dict(
+    host=dict(type="str", default="127.0.0.1"),
+    port=dict(type="int", required=True),
+    server_name=dict(type="str"),
+)
 ARGUMENT_SPEC = dict(
     server_root=dict(type="path", default="/usr/local/lsws"),
     flavor=dict(type="str", default="auto", choices=["auto", OPENLITESPEED, ENTERPRISE]),
@@ -247,156 +350,31 @@ ARGUMENT_SPEC = dict(
     restart_command=dict(type="str"),
     restart=dict(type="str", default="changed", choices=["changed", "always", "never"]),
     backup=dict(type="bool", default=True),
+    backup_dir=dict(type="path", default="/var/backups/ocsp.stapling"),
+    candidate_validation=dict(type="str", default="auto", choices=["auto", "namespace", "swap"]),
+    error_log=dict(type="path"),
+    verify_endpoints=dict(type="list", elements="dict", options=ENDPOINT_SPEC, default=[]),
+    verify_listeners=dict(type="bool", default=False),
+    verify_timeout=dict(type="float", default=30),
 )
-
-
-class LiteSpeedStapling:
-    """Back up, swap, config-test, restart; put the files back when a step fails."""
-
-    def __init__(self, module: AnsibleModule) -> None:
-        self.module = module
-        self.params = module.params
-        self.result: dict = dict(changed=False, files=[], backups=[], targets=[],
-                                 cache_files_removed=[], restarted=False, probe_endpoints=[])
-
-    def run(self) -> dict:
-        params = self.params
-        responder = params["responder"]
-        if responder and not responder.lower().startswith("http://"):
-            self.module.fail_json(msg="responder is %r, but LiteSpeed only accepts an http:// URL "
-                                      "for ocspResponder (OCSP is queried over plain HTTP). Use the "
-                                      "http:// URL from the certificate's AIA extension." % responder)
-        settings = StaplingSettings(state=params["state"], max_age=params["max_age"],
-                                    responder=responder, ca_certs=params["ca_certs"])
-        try:
-            plan = plan_stapling(params["server_root"], settings, params["listeners"],
-                                 params["vhosts"], params["flavor"])
-        except LiteSpeedConfigError as exc:
-            self.module.fail_json(msg=to_native(exc), **self.result)
-        self.result["flavor"] = plan.flavor
-        self.result["targets"] = [t.as_dict() for t in plan.targets]
-        self.result["probe_endpoints"] = plan.probe_endpoints()
-        for note in plan.notes:
-            self.module.warn(note)
-        self._check_references(plan)
-
-        changed_files = plan.changed_files
-        cache_dirs = params["cache_dirs"] or default_cache_dirs(plan.server_root, plan.flavor)
-        cache_files = stale_cache_files(cache_dirs) if params["clear_cache"] else []
-        self.result["files"] = changed_files
-        self.result["cache_files_removed"] = cache_files
-        changed = bool(changed_files or cache_files)
-        restart = params["restart"] == "always" or (params["restart"] == "changed" and changed)
-        self.result["changed"] = changed or restart
-        if self.module._diff:
-            self.result["diff"] = [dict(before_header=path, after_header=path,
-                                        before=to_text(plan.before[path], errors="surrogate_or_replace"),
-                                        after=to_text(plan.after[path], errors="surrogate_or_replace"))
-                                   for path in changed_files]
-        if self.module.check_mode:
-            return self.result
-
-        configtest = self._command("configtest_command") if plan.flavor == OPENLITESPEED else None
-        restart_command = self._command("restart_command") or [
-            os.path.join(plan.server_root, "bin", "lswsctrl"), "restart"]
-        if restart:
-            self._require_executable(restart_command, "restart_command")
-        if configtest and changed_files:
-            self._require_executable(configtest, "configtest_command")
-
-        for path in changed_files:
-            if params["backup"]:
-                self.result["backups"].append(self.module.backup_local(path))
-            self._write(path, plan.after[path])
-        if configtest and changed_files:
-            rc, out, err = self.module.run_command(configtest)
-            if rc != 0:
-                self._restore(plan, changed_files)
-                self.module.fail_json(
-                    msg="The config test %r exited %d after the stapling change, so the original "
-                        "files were put back and LiteSpeed was not restarted. Its output is below; "
-                        "fix what it reports (or run with state/values that match the files) and "
-                        "run again." % (" ".join(configtest), rc),
-                    stdout=out, stderr=err, **self.result)
-        for path in cache_files:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                self.module.warn("Could not remove OCSP cache file %s (%s); remove it by hand "
-                                 "if the server keeps stapling an old response." % (path, exc.strerror))
-        if restart:
-            rc, out, err = self.module.run_command(restart_command)
-            if rc != 0:
-                self._restore(plan, changed_files)
-                rc2, out2, err2 = self.module.run_command(restart_command) if changed_files else (None, "", "")
-                again = ("restarted again with the original files (exit %s)" % rc2) if changed_files \
-                    else "no files had changed"
-                self.module.fail_json(
-                    msg="The restart command %r exited %d. The original configuration was put back "
-                        "and LiteSpeed %s. Check that LiteSpeed is running (%s status) and read "
-                        "its error log under %s/logs before trying again."
-                        % (" ".join(restart_command), rc, again, restart_command[0],
-                           plan.server_root),
-                    stdout=out, stderr=err, rollback_stdout=out2, rollback_stderr=err2,
-                    **self.result)
-            self.result["restarted"] = True
-        return self.result
-
-    def _check_references(self, plan) -> None:
-        problems = plan.problems()
-        if not problems:
-            return
-        if self.params["state"] == "enabled":
-            self.module.fail_json(
-                msg="LiteSpeed would fail to set up SSL for these after a restart: %s. Expected "
-                    "every certFile, keyFile, CA file and ocspCACerts to exist and be readable by "
-                    "this user. Fix the paths (or the files) and run again; nothing was changed."
-                    % "; ".join(problems), **self.result)
-        for problem in problems:
-            self.module.warn(problem + " (not blocking: stapling is being disabled)")
-
-    def _command(self, name: str) -> list | None:
-        value = self.params[name]
-        return shlex.split(value) if value and value.strip() else None
-
-    def _require_executable(self, command: list, name: str) -> None:
-        program = command[0]
-        if os.path.isabs(program):
-            found = os.path.isfile(program) and os.access(program, os.X_OK)
-        else:
-            found = self.module.get_bin_path(program) is not None
-        if not found:
-            self.module.fail_json(
-                msg="%s %r: %s is not an executable file. Expected LiteSpeed's own tool there; "
-                    "set %s to the right command. Nothing was changed."
-                    % (name, " ".join(command), program, name), **self.result)
-
-    def _write(self, path: str, data: bytes) -> None:
-        handle, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".ocsp-stapling-")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            self.module.atomic_move(temp, path)
-        finally:
-            if os.path.exists(temp):
-                os.unlink(temp)
-
-    def _restore(self, plan, paths) -> None:
-        for path in paths:
-            self._write(path, plan.before[path])
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    change = LiteSpeedStaplingChange(module.params, check_mode=module.check_mode, diff=module._diff)
     try:
-        result = LiteSpeedStapling(module).run()
+        result = change.run()
+    except LiteSpeedChangeError as exc:
+        for warning in change.warnings:
+            module.warn(warning)
+        module.fail_json(msg=exc.message, **exc.result)
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="Unexpected error while changing LiteSpeed's stapling settings: %s. "
-                             "No restart was attempted after this point; compare the files with "
-                             "their backups before retrying." % to_native(exc),
+                             "The files may or may not have been changed; compare them with the "
+                             "backup under %s before retrying." % (to_native(exc), module.params["backup_dir"]),
                          exception=traceback.format_exc())
+    for warning in change.warnings:
+        module.warn(warning)
     module.exit_json(**result)
 
 

@@ -356,3 +356,83 @@ def test_request_from_module_params(tree):
     assert req.verify.endpoints[0].port == 8443
     assert "AH01872" in req.verify.fatal_patterns
     assert req.candidate_validation == "auto" and req.check_mode
+
+
+# --------------------------------------------------------------------------- dialect additions
+
+@needs_namespace
+def test_bytes_content_is_validated_and_written_byte_for_byte(tree, server):
+    conf = tree / "etc" / "server" / "conf.d" / "latin1.conf"
+    conf.write_bytes(b"# caf\xe9 (Latin-1)\nenableStapling 0\n")
+    candidate = b"# caf\xe9 (Latin-1)\nenableStapling 1\n"
+    seen = tree / "seen"
+    req = request(tree, server, files=[FileSpec(path=str(conf), content=candidate)],
+                  configtest_command=["sh", "-c", f"cp {conf} {seen}"], diff=True)
+    result = StaplingChange(req).run()
+    assert result["changed"] is True and result["configtest"]["passed"] is True
+    assert seen.read_bytes() == candidate              # the configtest read the exact bytes
+    assert conf.read_bytes() == candidate
+    assert Path(result["files"][0]["backup"]).read_bytes() == b"# caf\xe9 (Latin-1)\nenableStapling 0\n"
+    assert "enableStapling 1" in result["diff"][0]["after"]
+    # the same bytes again: nothing to do
+    again = StaplingChange(request(tree, server, files=[FileSpec(path=str(conf), content=candidate)])).run()
+    assert again["changed"] is False and server.calls() == ["reload"]
+
+
+def test_post_swap_runs_between_swap_and_reload(tree, server):
+    main = tree / "etc" / "server" / "main.conf"
+    seen = {}
+
+    def step(result):
+        seen["live"] = main.read_text()
+        seen["backup"] = result["files"][0]["backup"]
+        seen["calls"] = server.calls()
+        return ["cache cleared"]
+
+    req = request(tree, server, files=[FileSpec(path=str(main), block="NEW")], configtest_command=["true"])
+    result = StaplingChange(req, post_swap=step).run()
+    assert "NEW" in seen["live"] and seen["calls"] == []     # after the swap, before the reload
+    assert seen["backup"] and Path(seen["backup"]).exists()
+    assert "cache cleared" in result["warnings"] and server.calls() == ["reload"]
+
+
+def test_post_swap_runs_before_a_forced_reload_without_change(tree, server):
+    order = []
+    StaplingChange(request(tree, server, reload="always"),
+                   post_swap=lambda result: order.append(server.calls()) or []).run()
+    assert order == [[]] and server.calls() == ["reload"]
+
+
+def test_post_swap_not_run_in_check_mode_or_without_work(tree, server):
+    main = tree / "etc" / "server" / "main.conf"
+    ran = []
+    StaplingChange(request(tree, server, files=[FileSpec(path=str(main), block="X")], check_mode=True),
+                   post_swap=ran.append).run()
+    StaplingChange(request(tree, server), post_swap=ran.append).run()   # nothing to do
+    assert ran == [] and server.calls() == []
+
+
+def test_post_swap_failure_restores_and_does_not_reload(tree, server):
+    main = tree / "etc" / "server" / "main.conf"
+    original = main.read_bytes()
+
+    def step(result):
+        raise OSError("disk full")
+
+    req = request(tree, server, files=[FileSpec(path=str(main), block="X")], configtest_command=["true"])
+    with pytest.raises(ChangeError) as info:
+        StaplingChange(req, post_swap=step).run()
+    assert main.read_bytes() == original
+    assert info.value.result["rolled_back"] is True
+    assert "disk full" in info.value.message and "old files are back" in info.value.message
+    assert server.calls() == []
+
+
+def test_configtest_absent_reason_replaces_the_warning(tree, server):
+    main = tree / "etc" / "server" / "main.conf"
+    result = StaplingChange(request(tree, server, files=[FileSpec(path=str(main), block="X")],
+                                    configtest_absent_reason="no config test on this server")).run()
+    assert result["configtest"] == {"ran": False, "skipped": "no config test on this server"}
+    assert not any("not validated" in w for w in result["warnings"])
+    plain = StaplingChange(request(tree, server, files=[FileSpec(path=str(main), block="Y")])).run()
+    assert any("not validated" in w for w in plain["warnings"])

@@ -46,6 +46,7 @@ def calls(root: Path, name: str = "lswsctrl") -> list:
 
 def run(tmp_path: Path, check: bool = False, diff: bool = False, **args) -> dict:
     args_file = tmp_path / "args.json"
+    args.setdefault("backup_dir", str(tmp_path / "backups"))
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(
         args, _ansible_check_mode=check, _ansible_diff=diff,
         _ansible_tmpdir=str(tmp_path), _ansible_remote_tmp=str(tmp_path),
@@ -122,9 +123,11 @@ def test_failed_configtest_restores_files_and_does_not_restart(tmp_path):
     (root / "openlitespeed.rc").write_text("1")
     result = run(tmp_path, server_root=str(root), configtest_command="%s/bin/openlitespeed -t" % root)
     assert result.get("failed") is True
-    assert "original files were put back" in result["msg"]
+    # the candidate is tested before it goes live (private mount namespace; we run as root)
+    assert "failed configtest" in result["msg"] and "No live file was changed" in result["msg"]
+    assert result["configtest"]["ran"] is True and result["configtest"]["passed"] is False
     assert {k: v for k, v in snapshot(root).items() if not k.endswith("~")} == before
-    assert calls(root) == []
+    assert calls(root) == [] and result["restarted"] is False
 
 
 def test_failed_restart_rolls_back_and_restarts_again(tmp_path):
@@ -133,7 +136,8 @@ def test_failed_restart_rolls_back_and_restarts_again(tmp_path):
     (root / "lswsctrl.rc").write_text("3")
     result = run(tmp_path, server_root=str(root), state="disabled")
     assert result.get("failed") is True
-    assert "exited 3" in result["msg"] and "original configuration was put back" in result["msg"]
+    assert "exited 3" in result["msg"] and "old configuration was restored" in result["msg"]
+    assert result["rolled_back"] is True and result["restarted"] is False
     assert (root / "conf" / "httpd_config.xml").read_bytes() == original
     assert calls(root) == ["restart", "restart"]  # the change, then the rollback
 
