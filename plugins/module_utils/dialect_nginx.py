@@ -171,7 +171,7 @@ class Listen:
     def as_dict(self) -> dict:
         return {
             "address": self.address,
-            "port": self.port,
+            "port": int(self.port) if str(self.port).isdigit() else self.port,
             "ssl": self.ssl,
             "params": list(self.params),
             "file": self.directive.file,

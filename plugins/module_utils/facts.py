@@ -39,7 +39,9 @@ def _apache_sites(config: dialect_apache.ApacheConfig, server: str) -> list[dict
         sites.append({
             "server": server,
             "names": vhost.names,
-            "listen": [{"address": address, "port": port} for address, port in vhost.addresses],
+            # Ports are numbers, as nginx's are; "*" (any port) stays a string.
+            "listen": [{"address": address, "port": int(port) if port.isdigit() else port}
+                       for address, port in vhost.addresses],
             "file": vhost.file,
             "line": vhost.line,
             "certificate": paths("SSLCertificateFile"),

@@ -320,4 +320,4 @@ def _sites(tree: Node, server_root: str, root: str, warnings: list[str]) -> list
 def _address(listener: Node) -> dict:
     address = listener.get("address") or ""
     host, _sep, port = address.rpartition(":")
-    return {"address": host or "*", "port": port or None, "listener": listener.name}
+    return {"address": host or "*", "port": int(port) if port and port.isdigit() else (port or None), "listener": listener.name}

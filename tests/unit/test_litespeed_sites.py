@@ -35,7 +35,7 @@ def test_lsws_xml_with_line_numbers_and_apache_flag():
     result = ls.read_sites(root=str(FIXTURES / "lsws"))
     assert result["edition"] == "lsws" and result["reads_apache_config"] is True
     listener, vhost = result["sites"]
-    assert listener["listen"] == [{"address": "192.0.2.20", "port": "443", "listener": "HTTPS"}]
+    assert listener["listen"] == [{"address": "192.0.2.20", "port": 443, "listener": "HTTPS"}]
     assert listener["stapling"]["ocspResponder"] == {
         "value": "http://ocsp.lsws-ca.test", "file": "/usr/local/lsws/conf/httpd_config.xml", "line": 24, "inherited": False}
     assert vhost["file"] == "/usr/local/lsws/DEFAULT/conf/vhconf.xml"

@@ -26,7 +26,7 @@ def test_ea4_facts_sites_files_and_errors():
     sites = {s["names"][0]: s for s in facts["sites"]}
     assert sorted(sites) == ["alice.example", "bob.example", "carol.example"]
     carol = sites["carol.example"]
-    assert carol["listen"] == [{"address": "192.0.2.12", "port": "443"}]
+    assert carol["listen"] == [{"address": "192.0.2.12", "port": 443}]
     assert carol["certificate"] == ["/var/cpanel/ssl/apache_tls/carol.example/combined"]
     assert carol["stapling"]["SSLUseStapling"]["value"] == "off"
     assert carol["stapling"]["SSLStaplingCache"]["inherited"] is True
