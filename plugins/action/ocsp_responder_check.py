@@ -17,13 +17,9 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp_check_args import ARGUMENT_SPEC
 
-try:
-    from ansible_collections.ocsp.stapling.plugins.module_utils import ocsp_check
-except ImportError as exc:  # cryptography missing on the controller
-    ocsp_check = None
-    IMPORT_ERROR = exc
-else:
-    IMPORT_ERROR = None
+from ansible_collections.ocsp.stapling.plugins.module_utils import ocsp_check
+from ansible_collections.ocsp.stapling.plugins.module_utils.certificates import (
+    CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY)
 
 FETCH_MODULE = "ocsp.stapling.ocsp_fetch"
 
@@ -47,11 +43,11 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         result["changed"] = False
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        if ocsp_check is None:
+        if not HAS_CRYPTOGRAPHY:
             result.update(failed=True, msg=(
                 "ocsp.stapling.ocsp_responder_check verifies OCSP responses on the controller and needs "
                 f"the Python package 'cryptography' there, but {sys.executable} cannot import it "
-                f"({IMPORT_ERROR}). Install it on the controller (or in the execution environment): "
+                f"({CRYPTOGRAPHY_IMPORT_ERROR}). Install it on the controller (or in the execution environment): "
                 f"{sys.executable} -m pip install 'cryptography>=41'. Managed hosts do not need it."))
             return result
         if args["timeout"] <= 0 or args["concurrency"] < 1:

@@ -20,8 +20,6 @@ import base64
 import datetime as dt
 from dataclasses import dataclass, field
 
-from cryptography import x509
-
 from ansible_collections.ocsp.stapling.plugins.module_utils import certificates, ocsp_wire
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp_verify import verify_response
 
@@ -39,9 +37,9 @@ class Entry:
     """One certificate file to check."""
 
     path: str
-    cert: x509.Certificate
+    cert: object                                  # cryptography x509.Certificate
     chain: list = field(default_factory=list)     # the other certificates in the same file
-    issuer: x509.Certificate | None = None
+    issuer: object = None                         # x509.Certificate or None
     issuer_source: str | None = None              # chain | issuer_file | aia
     responder_url: str | None = None
     job_id: str | None = None
@@ -57,7 +55,7 @@ def load_entries(paths: list[str], files: dict[str, dict], issuer_path: str | No
                  responder_url: str | None = None) -> list[Entry]:
     """Certificates from the host's file reads; raises CheckError naming every bad file."""
     problems = []
-    issuer_candidates: list[x509.Certificate] = []
+    issuer_candidates: list = []
     if issuer_path:
         read = files.get(issuer_path) or {"error": f"{issuer_path} was not read."}
         if read.get("error"):

@@ -174,7 +174,7 @@ def _connect(infos: list[tuple], deadline: _Deadline, label: str) -> tuple[socke
                 break  # the deadline is spent
     address, exc = errors[-1]
     failure = classify_os_error(exc)
-    tried = ", ".join(addr for addr, _ in errors)
+    tried = ", ".join(error[0] for error in errors)
     what = {"timeout": "did not accept the connection in time",
             "connection_refused": "refused the connection (nothing listens, or a firewall rejects)",
             "network_unreachable": "is unreachable from this host (no route: check the firewall and, for IPv6, the host's IPv6 routing)"}
@@ -211,7 +211,7 @@ def _parse_http(raw: bytes, max_bytes: int) -> tuple[int, str, dict, bytes]:
         raise FetchError("http_error", f"the answer is not HTTP: status line {lines[0][:80]!r}.")
     headers = {}
     for line in lines[1:]:
-        name, _, value = line.partition(":")
+        name, dummy, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = _dechunk(body)
@@ -278,7 +278,7 @@ def fetch(url: str, body: bytes | None = None, method: str = "POST", timeout: fl
         if ":" in host and not host.startswith("["):
             host_header = f"[{host}]" if port in (80, 443) else f"[{host}]:{port}"
         if proxy:
-            _pscheme, connect_host, connect_port, _ = _split_url(proxy if "://" in proxy else "http://" + proxy)
+            dummy_scheme, connect_host, connect_port, dummy_path = _split_url(proxy if "://" in proxy else "http://" + proxy)
             label = f"proxy {connect_host}:{connect_port}"
         else:
             connect_host, connect_port, label = host, port, f"{host}:{port}"

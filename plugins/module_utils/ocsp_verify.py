@@ -21,28 +21,31 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
-from cryptography.x509 import ocsp
-from cryptography.x509.oid import SignatureAlgorithmOID
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+    from cryptography.x509 import ocsp
+    from cryptography.x509.oid import SignatureAlgorithmOID
+except ImportError as exc:  # the action plugin reports it (HAS_CRYPTOGRAPHY)
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = exc
+else:
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
 
 from ansible_collections.ocsp.stapling.plugins.module_utils import certificates, ocsp_wire
 
+# Keyed by the names of cryptography's OCSPResponseStatus / OCSPCertStatus members.
 RESPONSE_STATUS_NAMES = {
-    ocsp.OCSPResponseStatus.SUCCESSFUL: "successful",
-    ocsp.OCSPResponseStatus.MALFORMED_REQUEST: "malformedRequest",
-    ocsp.OCSPResponseStatus.INTERNAL_ERROR: "internalError",
-    ocsp.OCSPResponseStatus.TRY_LATER: "tryLater",
-    ocsp.OCSPResponseStatus.SIG_REQUIRED: "sigRequired",
-    ocsp.OCSPResponseStatus.UNAUTHORIZED: "unauthorized",
+    "SUCCESSFUL": "successful",
+    "MALFORMED_REQUEST": "malformedRequest",
+    "INTERNAL_ERROR": "internalError",
+    "TRY_LATER": "tryLater",
+    "SIG_REQUIRED": "sigRequired",
+    "UNAUTHORIZED": "unauthorized",
 }
-CERT_STATUS_NAMES = {
-    ocsp.OCSPCertStatus.GOOD: "good",
-    ocsp.OCSPCertStatus.REVOKED: "revoked",
-    ocsp.OCSPCertStatus.UNKNOWN: "unknown",
-}
+CERT_STATUS_NAMES = {"GOOD": "good", "REVOKED": "revoked", "UNKNOWN": "unknown"}
 # What each error status means for the operator (RFC 6960 2.3).
 _STATUS_ADVICE = {
     "malformedRequest": "the responder could not parse the request",
@@ -111,8 +114,8 @@ def verify_response(response_der: bytes, cert: x509.Certificate, issuer: x509.Ce
         result.detail = (f"The responder's answer ({len(response_der)} bytes, starting "
                          f"{response_der[:16]!r}) is not a DER OCSP response: {exc}.")
         return result
-    result.response_status = RESPONSE_STATUS_NAMES.get(response.response_status,
-                                                       str(response.response_status))
+    result.response_status = RESPONSE_STATUS_NAMES.get(response.response_status.name,
+                                                       response.response_status.name)
     if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         result.failure = "responder_error"
         advice = _STATUS_ADVICE.get(result.response_status, "")
@@ -246,7 +249,7 @@ def _check_single_response(response, cert, issuer, result: OCSPResult) -> None:
                 and single.issuer_key_hash == expected["issuer_key_hash"]
                 and single.issuer_name_hash == expected["issuer_name_hash"]):
             result.certid_match = True
-            result.cert_status = CERT_STATUS_NAMES.get(single.certificate_status)
+            result.cert_status = CERT_STATUS_NAMES.get(single.certificate_status.name)
             result.this_update = _iso(single.this_update_utc)
             result.next_update = _iso(single.next_update_utc)
             result.revocation_time = _iso(single.revocation_time_utc)

@@ -14,16 +14,22 @@ import base64
 import os
 import urllib.parse
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509 import ocsp
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509 import ocsp
+except ImportError as exc:  # the action plugin reports it (HAS_CRYPTOGRAPHY)
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = exc
+else:
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
 
 # RFC 5019 section 5: a GET URL (base64 request appended) must stay within 255 bytes.
 GET_URL_LIMIT = 255
 NONCE_BYTES = 16
 
-_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384,
-           "sha512": hashes.SHA512, "sha224": hashes.SHA224}
+CERTID_HASHES = ("sha1", "sha224", "sha256", "sha384", "sha512")
 
 
 def build_request(cert: x509.Certificate, issuer: x509.Certificate, nonce: bool = False) -> bytes:
@@ -56,7 +62,9 @@ def cert_id(cert: x509.Certificate, issuer: x509.Certificate, algorithm: str = "
     (the key hash covers only the subjectPublicKey BIT STRING), so reuse it instead of
     walking DER here.
     """
-    algo = _HASHES[algorithm]()
+    if algorithm not in CERTID_HASHES:
+        raise KeyError(algorithm)
+    algo = getattr(hashes, algorithm.upper())()
     request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, algo).build()
     return {"hash_algorithm": algorithm, "issuer_name_hash": request.issuer_name_hash,
             "issuer_key_hash": request.issuer_key_hash, "serial_number": request.serial_number}

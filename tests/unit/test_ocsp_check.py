@@ -105,8 +105,9 @@ def test_action_plugin_without_cryptography_on_the_controller():
     code = ("import sys; sys.modules['cryptography'] = None\n"
             "import tests.conftest\n"
             "from ansible_collections.ocsp.stapling.plugins.action import ocsp_responder_check as a\n"
-            "assert a.ocsp_check is None and a.IMPORT_ERROR is not None\n"
+            "assert a.HAS_CRYPTOGRAPHY is False\n"
+            "action = a.ActionModule.__new__(a.ActionModule)\n"
             "print('ok')")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
                           cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
     assert done.stdout.strip() == "ok", done.stderr

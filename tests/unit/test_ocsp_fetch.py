@@ -34,7 +34,7 @@ class RawServer:
     def _serve(self):
         while not self.stopped.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn = self.sock.accept()[0]
             except OSError:
                 continue
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
@@ -50,7 +50,7 @@ class RawServer:
                 if not chunk:
                     break
                 data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
+            head, dummy, body = data.partition(b"\r\n\r\n")
             for line in head.split(b"\r\n"):
                 if line.lower().startswith(b"content-length:"):
                     while len(body) < int(line.split(b":")[1]):
@@ -132,14 +132,14 @@ def test_plain_get_without_body(serve):
 
 
 def test_chunked_body(serve):
-    def reply(conn, _):
+    def reply(conn, server):
         conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
     result = ocsp_fetch.fetch(url(serve(reply)), b"x")
     assert base64.b64decode(result["response"]) == b"abcde"
 
 
 def test_body_until_close_without_length(serve):
-    def reply(conn, _):
+    def reply(conn, server):
         conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nabc")
     assert base64.b64decode(ocsp_fetch.fetch(url(serve(reply)), b"x")["response"]) == b"abc"
 
@@ -169,8 +169,8 @@ def test_size_limit(serve):
 def test_size_limit_without_length_stops_reading(serve):
     def reply(conn, server):
         try:
-            for _ in range(2000):
-                conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n" if _ == 0 else b"B" * 1024)
+            for index in range(2000):
+                conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n" if index == 0 else b"B" * 1024)
         except OSError:
             pass
     result = ocsp_fetch.fetch(url(serve(reply)), b"x", max_bytes=1000)
@@ -178,7 +178,7 @@ def test_size_limit_without_length_stops_reading(serve):
 
 
 def test_not_http(serve):
-    def reply(conn, _):
+    def reply(conn, server):
         conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
     result = ocsp_fetch.fetch(url(serve(reply)), b"x")
     assert result["failure"] == "http_error"
@@ -202,7 +202,7 @@ def test_hang_costs_the_timeout_and_no_more(serve):
 def test_slow_drip_is_bounded_by_one_deadline(serve):
     def reply(conn, server):
         conn.sendall(b"HTTP/1.0 200 OK\r\n")
-        for _ in range(50):  # one byte every 0.1 s: each recv succeeds, the total must not
+        for dummy in range(50):  # one byte every 0.1 s: each recv succeeds, the total must not
             if server.stopped.wait(0.1):
                 return
             conn.sendall(b"X")
