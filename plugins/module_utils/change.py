@@ -905,7 +905,25 @@ class StaplingChange:
         if problems:
             raise ChangeError(self._unrestorable(what, "", backup, problems), self.result)
         self.result["rolled_back"] = True
-        parent_alive = pid_alive(read_pid(req.verify.pid_file)) if req.verify and req.verify.pid_file else True
+        parent_alive = True
+        if req.verify and req.verify.pid_file:
+            pid = read_pid(req.verify.pid_file)
+            verification = self.result.get("verification") or {}
+            if verification.get("fatal_lines"):
+                # The parent logged that it is exiting (AH00020); give it time to go.
+                deadline = time.monotonic() + 10
+                while pid_alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            parent_alive = pid_alive(pid)
+            if not parent_alive and pid and os.path.exists(req.verify.pid_file):
+                # A dead parent leaves its pid file behind, and an unreaped zombie still
+                # answers kill -0, so "apachectl -k start" would say "already running".
+                try:
+                    os.unlink(req.verify.pid_file)
+                    self.warnings.append(f"Removed the stale pid file {req.verify.pid_file} (pid {pid} "
+                                         "is no longer running) before starting the server again.")
+                except OSError:
+                    pass
         offset = log_size(req.verify.error_log if req.verify else None)
         if parent_alive:
             action, command = "reloaded", req.reload_command
