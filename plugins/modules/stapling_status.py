@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - For each endpoint, runs one real TLS handshake that sends status_request and reports
     the certificate served, whether an OCSP response was stapled, what that response says,
-    whether it verifies against the served chain, and a one-word O(endpoints[].verdict).
+    whether it verifies against the served chain, and a one-word RV(endpoints[].verdict).
   - The handshake runs B(on the managed host), with C(openssl s_client -status -msg) (the
     Python C(ssl) module cannot request or return stapled responses). The host is where
     sites bound to loopback or private addresses can be reached, and where the question
@@ -24,7 +24,7 @@ description:
     Use O(warmup=true) for nginx hosts. See the collection's C(docs/modules/stapling_status.md).
   - Read-only; never changes anything.
 author:
-  - ocsp.stapling contributors
+  - ocsp.stapling contributors (!UNKNOWN)
 options:
   endpoints:
     description:
@@ -80,7 +80,7 @@ options:
       - Make one extra handshake before the measured one. nginx fetches a staple only
         when a handshake asks for it and sends nothing on that handshake, so without a
         warm-up a freshly started or reloaded nginx reports V(missing).
-      - The warm-up result is returned in O(endpoints[].warmup).
+      - The warm-up result is returned in RV(endpoints[].warmup).
     type: bool
     default: false
   warmup_delay:
@@ -101,8 +101,11 @@ attributes:
     description: The module only reads; it runs normally in check mode.
   diff_mode:
     support: none
+    description: Nothing is changed, so there is nothing to diff.
   platform:
+    support: full
     platforms: posix
+    description: Needs the C(openssl) command line tool on the managed host.
 requirements:
   - C(openssl) command line tool (1.1.1 or later) on the managed host.
   - Python C(cryptography) on the controller.
@@ -164,7 +167,10 @@ endpoints:
     error_detail: {description: What was found and what to check next., type: str, returned: always}
     protocol: {description: Negotiated protocol (V(TLSv1.2) or V(TLSv1.3))., type: str, returned: always}
     cipher: {description: Negotiated cipher suite., type: str, returned: always}
-    handshake_seconds: {description: Duration of the measured handshake, process start included., type: float, returned: always}
+    handshake_seconds:
+      description: Duration of the measured handshake, openssl process start included.
+      type: float
+      returned: always
     warmup:
       description: Outcome of the warm-up handshake (C(handshake_ok), C(stapled), C(error), C(handshake_seconds)); null without O(warmup).
       type: dict
@@ -177,12 +183,18 @@ endpoints:
     chain_trusted: {description: Whether the served chain verifies against O(trust_bundle); null without it., type: bool, returned: always}
     chain_error: {description: Why the chain did not verify., type: str, returned: always}
     stapled: {description: Whether an OCSP response was stapled., type: bool, returned: always}
-    staple: {description: The stapled OCSP response, base64 DER., type: str, returned: always}
+    staple:
+      description: The stapled OCSP response, base64 DER.
+      type: str
+      returned: always
     ocsp_response_status:
       description: OCSP responseStatus of the staple (V(successful), V(tryLater), V(internalError), ...).
       type: str
       returned: always
-    cert_status: {description: V(good), V(revoked) or V(unknown)., type: str, returned: always}
+    cert_status:
+      description: V(good), V(revoked) or V(unknown).
+      type: str
+      returned: always
     revocation_time: {description: When the certificate was revoked (ISO 8601)., type: str, returned: always}
     this_update: {description: thisUpdate of the staple (ISO 8601)., type: str, returned: always}
     next_update: {description: nextUpdate of the staple (ISO 8601)., type: str, returned: always}
