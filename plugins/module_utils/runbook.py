@@ -217,7 +217,7 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -
     elif unreachable:
         urls = sorted({row["responder_url"] or "?" for row in unreachable})
         failures = sorted({row["responder_failure"] or "unknown" for row in unreachable})
-        at_risk = [row["site"] for row in unreachable if row["must_staple"]]
+        at_risk = sorted({row["site"] for row in unreachable if row["must_staple"]})
         reasons.append(f"This host cannot get a correct answer from {', '.join(urls)} ({', '.join(failures)}); "
                        f"{len(unreachable)} stapling site(s) depend on it.")
         if at_risk:
@@ -263,7 +263,7 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -
         "sites": sites,
         "responders": responders,
         "responders_reachable": bool(check) and all(row["reachable"] for row in responders),
-        "must_staple_sites": [row["site"] for row in sites if row["must_staple"]],
+        "must_staple_sites": sorted({row["site"] for row in sites if row["must_staple"]}),
         "reload_servers": reload_servers,
         "errors": error_counts(facts),
         "disabled_since": (record or {}).get("disabled_at_timestamp"),
