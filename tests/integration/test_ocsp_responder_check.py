@@ -109,7 +109,7 @@ def test_good(lab, bare_python):
 def test_per_certificate_status(lab, bare_python):
     before = lab.responder.state()["counts"]["POST"]
     result = run_check(leaf_args(lab, "good", "revoked", "muststaple", per_certificate=True,
-                                    concurrency=3), bare_python)[0]
+                                 concurrency=3), bare_python)[0]
     statuses = [c["cert_status"] for c in result["certificates"]]
     assert statuses == ["good", "revoked", "good"]
     assert all(c["checked_by"] is None for c in result["certificates"])
@@ -201,7 +201,7 @@ def test_bad_paths_fail_with_the_file_named(lab, bare_python, tmp_path):
     not_cert = tmp_path / "notes.txt"
     not_cert.write_text("hello\n")
     result = run_check({"certificates": [str(tmp_path / "missing.pem"), str(not_cert),
-                                            str(lab.pki.leaves["good"].key_path)]}, bare_python)[0]
+                                         str(lab.pki.leaves["good"].key_path)]}, bare_python)[0]
     # The tree callback drops the ``failed`` key; ansible's exit code says it.
     assert result["_rc"] == 2 and result.get("failed", True) is True
     msg = result["msg"]
