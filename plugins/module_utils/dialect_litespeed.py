@@ -574,6 +574,7 @@ class StaplingPlan:
     before: dict = field(default_factory=dict)  # path -> original bytes
     after: dict = field(default_factory=dict)  # path -> edited bytes
     notes: list = field(default_factory=list)  # things skipped, for warnings
+    error_log: str = ""  # the server's error log, as the main config sets it
 
     @property
     def changed_files(self) -> list:
@@ -742,6 +743,7 @@ def plan_stapling(server_root: str, settings: StaplingSettings, listeners=("all"
                            for b in root.blocks if b.kind.lower() == "listener"]
         found_vhosts = [(b.name, b.value("configFile"), b.value("vhRoot"), ["virtualHost " + b.name])
                         for b in root.blocks if b.kind.lower() == "virtualhost"]
+        error_logs = [b.name for b in root.blocks if b.kind.lower() == "errorlog" and b.name]
     else:
         found_listeners = []
         for node in main_file.doc.find(["listenerList", "listener"]):
@@ -753,6 +755,11 @@ def plan_stapling(server_root: str, settings: StaplingSettings, listeners=("all"
             name = node.child_text("name") or ""
             found_vhosts.append((name, node.child_text("configFile"), node.child_text("vhRoot"),
                                  ["virtualHostList", "virtualHost[name=%s]" % name]))
+        error_logs = [node.child_text("fileName") for node in main_file.doc.find(["logging", "log"])
+                      if (node.child_text("fileName") or "").strip()]
+    # "errorlog <file> { ... }" (text) or <logging><log><fileName> (XML); else the default.
+    plan.error_log = (resolve_path(error_logs[0].strip(), server_root) if error_logs
+                      else default_error_log(server_root))
     ssl_selector = ["vhssl"]
 
     for name, block, address, secure in _select("listener", found_listeners, list(listeners), plan):

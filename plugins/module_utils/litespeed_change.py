@@ -45,7 +45,6 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_litespeed im
     StaplingPlan,
     StaplingSettings,
     default_cache_dirs,
-    default_error_log,
     plan_stapling,
     stale_cache_files,
 )
@@ -205,7 +204,7 @@ class LiteSpeedStaplingChange:
         error_log = params.get("error_log")
         return VerifySpec(
             endpoints=endpoints,
-            error_log=default_error_log(plan.server_root) if error_log is None else (error_log or None),
+            error_log=plan.error_log if error_log is None else (error_log or None),
             fatal_patterns=list(FATAL_LOG_PATTERNS),
             warning_patterns=list(WARNING_LOG_PATTERNS),
             timeout=float(params.get("verify_timeout") or 30))

@@ -167,7 +167,8 @@ options:
       - LiteSpeed's error log, read from its size before the restart. A line saying an SSL
         context could not be set up (C([SSL] Config SSL Context with Certificate File ...))
         fails the change and rolls it back; C([OCSP]) lines become warnings.
-      - Default C(<server_root>/logs/error.log); an empty string turns the scan off.
+      - Default the file the main configuration names (C(errorlog) block, C(<logging><log><fileName>)),
+        else C(<server_root>/logs/error.log); an empty string turns the scan off.
     type: path
   verify_endpoints:
     description:

@@ -335,3 +335,17 @@ def test_stale_cache_files_lists_files_but_not_directories(tmp_path):
     assert dl.default_cache_dirs("/usr/local/lsws", dl.OPENLITESPEED)[0] == "/dev/shm/ols/ocspcache"
     assert dl.default_cache_dirs("/usr/local/lsws", dl.ENTERPRISE)[0] == "/dev/shm/lsws/ocspcache"
     assert os.path.join("/usr/local/lsws", "temp", "ocspcache") in dl.default_cache_dirs("/usr/local/lsws", dl.ENTERPRISE)
+
+
+def test_plan_error_log_comes_from_the_main_config(tmp_path):
+    ols = server_tree(tmp_path, "ols")
+    (ols / "conf" / "httpd_config.conf").write_bytes((ols / "conf" / "httpd_config.conf").read_bytes().replace(
+        b"errorlog $SERVER_ROOT/logs/error.log {", b"errorlog /var/log/ols/error.log {"))
+    assert dl.plan_stapling(str(ols), dl.StaplingSettings()).error_log == "/var/log/ols/error.log"
+    lsws = server_tree(tmp_path, "lsws")
+    assert dl.plan_stapling(str(lsws), dl.StaplingSettings()).error_log == str(lsws / "logs" / "error.log")
+    main = lsws / "conf" / "httpd_config.xml"
+    main.write_bytes(main.read_bytes().replace(
+        b"</httpServerConfig>",
+        b"  <logging><log><fileName>$SERVER_ROOT/logs/lsws-error.log</fileName></log></logging>\n</httpServerConfig>"))
+    assert dl.plan_stapling(str(lsws), dl.StaplingSettings()).error_log == str(lsws / "logs" / "lsws-error.log")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.ocsp.stapling.plugins.module_utils.change import unshare_available
+
 REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO / ".cache" / "collections"
 FIXTURES = Path(__file__).parent / "fixtures" / "litespeed"
@@ -199,3 +201,126 @@ def test_missing_restart_command_fails_before_writing(tmp_path):
 def test_not_a_litespeed_root(tmp_path):
     result = run(tmp_path, server_root=str(tmp_path / "nothing"))
     assert result["failed"] is True and "Set server_root" in result["msg"]
+
+
+# -- the shared change shape: candidate test, backups, verification, rollback ---------------
+
+@pytest.mark.skipif(not unshare_available()[0], reason="private mount namespaces need root and unshare(1)")
+def test_candidate_is_config_tested_before_the_live_files_change(tmp_path):
+    root = make_tree(tmp_path, "ols")
+    main = root / "conf" / "httpd_config.conf"
+    seen = tmp_path / "seen.conf"
+    # The "config test" copies what it reads at the live path (tmp_path is outside the
+    # namespace's replaced directories, so the copy survives it).
+    test = tmp_path / "configtest.sh"
+    test.write_text("#!/bin/sh\ncp %s %s\n" % (main, seen))
+    test.chmod(0o755)
+    before = main.read_bytes()
+    result = run(tmp_path, server_root=str(root), configtest_command=str(test))
+    assert result["configtest"]["passed"] is True, result
+    assert result["configtest"]["method"] == "namespace"
+    assert b"enableStapling          1" in seen.read_bytes()     # it read the candidate
+    assert main.read_bytes() != before                            # which then went live
+    manifest = json.loads((Path(result["backup_dir"]) / "manifest.json").read_text())
+    assert {f["path"] for f in manifest["files"]} == set(result["files"])
+    backup = [f["backup"] for f in manifest["files"] if f["path"] == str(main)][0]
+    assert Path(backup).read_bytes() == before
+    assert str(tmp_path / "backups") in result["backup_dir"]
+
+
+def test_enterprise_reports_why_no_configtest_ran(tmp_path):
+    root = make_tree(tmp_path, "lsws")
+    result = run(tmp_path, server_root=str(root), configtest_command="%s/bin/openlitespeed -t" % root)
+    assert result["configtest"]["ran"] is False and "license" in result["configtest"]["skipped"]
+    warnings = [json.dumps(w) for w in result.get("warnings", [])]
+    assert not any("not validated" in w for w in warnings), warnings
+    assert calls(root, "openlitespeed") == []
+
+
+def test_non_utf8_bytes_survive_the_change(tmp_path):
+    root = make_tree(tmp_path, "ols")
+    vhost = root / "conf" / "vhosts" / "Example" / "vhconf.conf"
+    latin1 = b"# Caf\xe9 \xab\xe0 la carte\xbb, written by hand in Latin-1\n"
+    original = latin1 + vhost.read_bytes()
+    vhost.write_bytes(original)
+    result = run(tmp_path, check=True, diff=True, server_root=str(root), max_age=600)
+    assert str(vhost) in result["files"]
+    result = run(tmp_path, server_root=str(root), max_age=600)
+    assert result["changed"] is True and not result.get("failed"), result
+    data = vhost.read_bytes()
+    assert data.startswith(latin1)
+    assert data.replace(b"ocspRespMaxAge          600", b"ocspRespMaxAge          86400") == original
+    assert any(Path(b).read_bytes() == original for b in result["backups"])
+
+
+def test_fatal_error_log_line_after_restart_rolls_back(tmp_path):
+    root = make_tree(tmp_path, "ols")
+    main = root / "conf" / "httpd_config.conf"
+    original = main.read_bytes()
+    log = root / "logs" / "error.log"
+    log.parent.mkdir()
+    log.write_text("2024-01-01 00:00:00.000 [ERROR] [SSL] Config SSL Context with Certificate File: "
+                   "old line, before this run\n")
+    # A restart that fails to load the listener's certificate whenever the responder is pinned.
+    (root / "bin" / "lswsctrl").write_text(
+        "#!/bin/sh\necho \"$*\" >> %s/lswsctrl.log\n"
+        "if grep -q ocspResponder %s; then echo '2024-01-01 00:00:01.000 [ERROR] [SSL] Config SSL Context "
+        "with Certificate File: %s/conf/cert/example.crt and Key File: ... get SSL error' >> %s; fi\n"
+        % (root, main, root, log))
+    result = run(tmp_path, server_root=str(root), responder="http://ocsp.example.test", verify_timeout=5)
+    assert result.get("failed") is True, result
+    assert main.read_bytes() == original
+    assert result["rolled_back"] is True and calls(root) == ["restart", "restart"]
+    assert "example.crt" in result["msg"] and "old configuration was restored" in result["msg"]
+    assert len(result["verification"]["fatal_lines"]) == 1     # the old line is not counted
+    assert result["recovery"]["verification"]["ok"] is True
+
+
+def test_endpoint_that_does_not_answer_tls_rolls_back(tmp_path):
+    import socket
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()                                              # nothing listens there
+    root = make_tree(tmp_path, "lsws")
+    original = (root / "conf" / "httpd_config.xml").read_bytes()
+    result = run(tmp_path, server_root=str(root), state="disabled", verify_timeout=1,
+                 verify_endpoints=[{"port": port, "server_name": "www.example.test"}])
+    assert result.get("failed") is True
+    assert "TLS handshakes failed" in result["msg"]
+    assert (root / "conf" / "httpd_config.xml").read_bytes() == original
+    assert calls(root) == ["restart", "restart"]
+
+
+def test_verify_listeners_probes_the_planned_listener_addresses(tmp_path):
+    root = make_tree(tmp_path, "ols")
+    main = root / "conf" / "httpd_config.conf"
+    import socket
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    main.write_bytes(main.read_bytes().replace(b"*:443", b"127.0.0.1:%d" % port))
+    result = run(tmp_path, server_root=str(root), verify_listeners=True, verify_timeout=1)
+    assert result.get("failed") is True
+    assert result["verification"]["endpoints"][0]["port"] == port
+    assert result["probe_endpoints"] == [{"host": "127.0.0.1", "port": port, "listener": "SSL"}]
+
+
+def test_clear_cache_with_restart_never_removes_files_without_restarting(tmp_path):
+    root = make_tree(tmp_path, "ols")
+    run(tmp_path, server_root=str(root))
+    cache = root / "tmp" / "ocspcache"
+    cache.mkdir(parents=True)
+    (cache / "0a1b2c.rsp").write_bytes(b"old response")
+    result = run(tmp_path, server_root=str(root), clear_cache=True, cache_dirs=[str(cache)], restart="never")
+    assert result["changed"] is True and result["restarted"] is False
+    assert result["cache_files_removed"] == [str(cache / "0a1b2c.rsp")] and list(cache.iterdir()) == []
+    assert calls(root) == ["restart"]                          # only the first run's
+
+
+def test_backup_false_keeps_no_copy_next_to_the_file_but_still_backs_up(tmp_path):
+    root = make_tree(tmp_path, "lsws")
+    result = run(tmp_path, server_root=str(root), state="disabled", backup=False)
+    assert result["backups"] == [] and not list((root / "conf").rglob("*~"))
+    assert result["backup_dir"] and (Path(result["backup_dir"]) / "manifest.json").exists()
