@@ -21,14 +21,20 @@ MODULE = "ocsp.stapling.stapling_status"
 
 def _load_judge():
     """Import the controller-side judge, or explain how to get ``cryptography``."""
+    error = None
     try:
         from ansible_collections.ocsp.stapling.plugins.module_utils import staple_verdict
     except ImportError as exc:
+        staple_verdict, error = None, exc
+    else:
+        if not staple_verdict.HAS_CRYPTOGRAPHY:
+            error = staple_verdict.CRYPTOGRAPHY_IMPORT_ERROR
+    if error is not None:
         raise AnsibleActionFail(
             f"{MODULE} judges staples on the controller and needs the Python package "
-            f"'cryptography' there, but importing it failed for {sys.executable} ({exc}). "
+            f"'cryptography' there, but importing it failed for {sys.executable} ({error}). "
             f"Install it into the Python that runs Ansible: '{sys.executable} -m pip install "
-            "cryptography' (or the collection's requirements.txt), then run again.") from None
+            "cryptography' (or the collection's requirements.txt), then run again.")
     return staple_verdict
 
 

@@ -29,8 +29,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
-from cryptography import x509
-from cryptography.x509 import ocsp
+try:
+    from cryptography import x509
+    from cryptography.x509 import ocsp
+except ImportError as exc:  # the action plugin reports it (HAS_CRYPTOGRAPHY)
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = exc
+else:
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
 
 from ansible_collections.ocsp.stapling.plugins.module_utils import certificates
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp_verify import (
@@ -57,6 +64,12 @@ def _now(now: dt.datetime | None) -> dt.datetime:
     return now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
 
 
+def _enum_name(table: dict, value) -> str:
+    """ocsp_verify's name for a cryptography enum member (its tables are keyed by member name)."""
+    name = getattr(value, "name", str(value))
+    return table.get(name, table.get(value, name))
+
+
 def _unverified_status(der: bytes, cert: x509.Certificate) -> dict:
     """What a response says when nobody can check its signature (issuer not available)."""
     try:
@@ -64,13 +77,13 @@ def _unverified_status(der: bytes, cert: x509.Certificate) -> dict:
     except ValueError as exc:
         return {"response_status": None, "failure": "malformed_response",
                 "detail": f"The stapled bytes are not a DER OCSP response: {exc}."}
-    status = RESPONSE_STATUS_NAMES.get(response.response_status, str(response.response_status))
+    status = _enum_name(RESPONSE_STATUS_NAMES, response.response_status)
     found = {"response_status": status}
     if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         return found
     for single in response.responses:
         if single.serial_number == cert.serial_number:
-            found.update(cert_status=CERT_STATUS_NAMES.get(single.certificate_status),
+            found.update(cert_status=_enum_name(CERT_STATUS_NAMES, single.certificate_status),
                          this_update=single.this_update_utc.isoformat(),
                          next_update=single.next_update_utc.isoformat() if single.next_update_utc else None,
                          revocation_time=(single.revocation_time_utc.isoformat()

@@ -255,7 +255,7 @@ def parse_transcript(stdout: str) -> Handshake:
     if session and session.group("protocol") != "(NONE)":
         protocol, cipher = session.group("protocol"), session.group("cipher")
     messages = received_handshake_messages(stdout)
-    names = [name for name, _ in messages]
+    names = [name for name, _data in messages]
     chain: list[bytes] = []
     staple = None
     acknowledged = False
@@ -441,9 +441,10 @@ def probe_all(openssl: str, endpoints: list[Endpoint], timeout: float, concurren
         return []
     workers = max(1, min(concurrency, len(endpoints)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda ep: probe(openssl, ep, timeout, tls_versions, warmup,
-                                               warmup_delay, runner, extra_args=extra_args),
-                             endpoints))
+        def one(endpoint: Endpoint) -> ProbeResult:
+            return probe(openssl, endpoint, timeout, tls_versions, warmup, warmup_delay, runner,
+                         extra_args=extra_args)
+        return list(pool.map(one, endpoints))
 
 
 # -- where the endpoints come from ---------------------------------------------------

@@ -176,7 +176,10 @@ endpoints:
       type: dict
       returned: always
     certificate:
-      description: The served end-entity certificate (C(subject), C(issuer), C(serial), C(not_before), C(not_after), C(must_staple), C(ocsp_urls), C(ca_issuer_urls)).
+      description:
+        - The served end-entity certificate.
+        - C(subject), C(issuer), C(serial), C(not_before), C(not_after), C(must_staple),
+          C(ocsp_urls), C(ca_issuer_urls).
       type: dict
       returned: when the handshake completed
     issuer: {description: Subject of the issuer found in the served chain or O(trust_bundle)., type: str, returned: always}
@@ -204,7 +207,9 @@ endpoints:
       type: bool
       returned: always
     verify_failure:
-      description: Why the staple did not verify (V(signature_invalid), V(certid_mismatch), V(stale_response), V(responder_error), V(malformed_response), V(issuer_not_found)).
+      description:
+        - Why the staple did not verify. V(signature_invalid), V(certid_mismatch), V(stale_response),
+          V(responder_error), V(malformed_response), V(issuer_not_found).
       type: str
       returned: always
     verify_detail: {description: The verification outcome as a sentence., type: str, returned: always}

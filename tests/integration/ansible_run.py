@@ -89,4 +89,4 @@ def run_playbook(playbook: Path | str, *, extra_vars: dict | None = None, check:
     if check:
         command.append("--check")
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                          stdin=subprocess.DEVNULL, env=ansible_env(env))
+                          stdin=subprocess.DEVNULL, env=ansible_env(env), check=False)

@@ -43,7 +43,7 @@ class _Listener:
     def _serve(self):
         while not self.stopped.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn, _peer = self.sock.accept()
             except OSError:
                 continue
             with conn:
