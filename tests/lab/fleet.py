@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.lab import inventory as lab_inventory
 from tests.lab.apache import ApacheInstance
 from tests.lab.lab import Lab
 from tests.lab.nginx import NginxInstance
@@ -111,67 +112,29 @@ class Fleet:
 
     # -- inventory -------------------------------------------------------------------------
 
-    def host_vars(self, host: FleetHost, python: str = sys.executable) -> dict:
-        """Connection vars plus the server role's path variables for this host's prefix."""
+    def record(self, host: FleetHost) -> dict:
+        """The host's ``lab.json``-shaped record: one server under the host's prefix."""
         instance = host.instance
+        server = {"port": instance.port, "pid": instance.pid, "root": str(instance.root),
+                  "conf": str(instance.conf), "error_log": str(instance.error_log),
+                  "pid_file": str(instance.pid_file), "commands": instance.commands()}
+        if host.server == "apache":
+            server["environment"] = instance.environment
+        return {"directory": str(host.root), "pki": str(self.lab.pki.directory),
+                "responder": self.lab.record()["responder"], "servers": {host.server: server},
+                "sites": {site.name: LEAF_HOSTS[site.name] for site in instance.sites}}
+
+    def host_vars(self, host: FleetHost, python: str = sys.executable) -> dict:
+        """The lab's one inventory mapping (``tests.lab.inventory``) for this host's prefix,
+        with the ssh host's connection variables in place of the local connection."""
+        hostvars = lab_inventory.host_vars(self.record(host), python, state_dir=host.root / "runbook")
         if host.connection == "ssh":
             if self.sshd is None:
                 raise LabError(f"{host.name} is an ssh host but the fleet was started without sshd")
-            connection = self.sshd.inventory_vars(python)
-        else:
-            connection = {"ansible_connection": "local", "ansible_python_interpreter": python}
-        endpoints = [{"host": "127.0.0.1", "port": instance.port, "server_name": LEAF_HOSTS[site.name]}
-                     for site in instance.sites]
-        common = {
-            "fleet_server": host.server,
-            "fleet_root": str(host.root),
-            "fleet_port": instance.port,
-            "stapling_server": host.server,
-            "stapling_backup_dir": str(host.root / "backups"),
-            "stapling_state_dir": str(host.root / "state"),
-            "stapling_endpoints": endpoints,
-            "stapling_certificates": [str(site.cert) for site in instance.sites],
-        }
-        if host.server == "apache":
-            conf = instance.conf_dir
-            server = {
-                "apache_stapling_layout": "debian",
-                "apache_stapling_server": "apache",
-                "apache_stapling_debian_main_config": str(instance.conf),
-                "apache_stapling_debian_conf_available": str(conf / "conf-available"),
-                "apache_stapling_debian_conf_enabled": str(conf / "conf-enabled"),
-                "apache_stapling_debian_sites_enabled": str(conf / "sites-enabled"),
-                "apache_stapling_debian_pid_file": str(instance.pid_file),
-                "apache_stapling_debian_error_log": str(instance.error_log),
-                "apache_stapling_environment": instance.environment,
-                "apache_stapling_backup_dir": str(host.root / "backups"),
-                "apache_stapling_endpoints": endpoints,
-                "apache_stapling_certificates": [str(site.cert) for site in instance.sites],
-                "apache_stapling_verify_timeout": 20,
-                "apache_stapling_warmup_timeout": 20,
-                # Layout detection by marker paths would find the build machine's own /etc.
-                "apache_stapling_detect_debian_conf": str(conf / "conf-available"),
-                "apache_stapling_detect_ea4_marker": str(host.root / "absent" / "is_ea4"),
-                "apache_stapling_detect_ea3_includes": str(host.root / "absent" / "includes"),
-                "apache_stapling_detect_rhel_conf": str(host.root / "absent" / "conf.d"),
-                "apache_stapling_detect_litespeed_ctl": str(host.root / "absent" / "lswsctrl"),
-            }
-        else:
-            base = instance.base_command
-            server = {
-                "nginx_stapling_main_config": str(instance.conf),
-                "nginx_stapling_conf_d": str(instance.conf_dir / "conf.d"),
-                "nginx_stapling_sites_enabled": str(instance.conf_dir / "sites-enabled"),
-                "nginx_stapling_configtest_command": base + ["-t"],
-                "nginx_stapling_reload_command": base + ["-s", "reload"],
-                "nginx_stapling_start_command": base,
-                "nginx_stapling_pid_file": str(instance.pid_file),
-                "nginx_stapling_error_log": str(instance.error_log),
-                "nginx_stapling_backup_dir": str(host.root / "backups"),
-                "nginx_stapling_endpoints": endpoints,
-                "nginx_stapling_trusted_certificate": str(self.lab.pki.trusted_chain),
-            }
-        return {**connection, **common, **server}
+            hostvars.update(self.sshd.inventory_vars(python))
+        hostvars.update({"fleet_server": host.server, "fleet_root": str(host.root),
+                         "fleet_port": host.instance.port})
+        return hostvars
 
     def inventory(self, python: str = sys.executable, group: str = "webservers") -> dict:
         return {"all": {"children": {group: {"hosts": {
