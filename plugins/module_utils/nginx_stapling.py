@@ -542,7 +542,7 @@ def plan(req: PlanRequest) -> dict[str, Any]:
 
     # ---- render
     files: dict[str, dict[str, Any]] = {}  # host path -> stapling_change file entry
-    new_texts = {path: text for path, text in config.original.items()}
+    new_texts = dict(config.original)
     if placement == "http" and acting:
         directives: dict[str, str] = {}
         built = [s.built_pem for s in acting if s.trusted_built]

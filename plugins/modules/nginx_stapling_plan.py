@@ -16,7 +16,7 @@ description:
   - Returns the files in the form M(ocsp.stapling.stapling_change) takes; the nginx role
     hands them to it. This module never writes a file or reloads anything.
   - Runs C(nginx -t) against the candidate in a private mount namespace (the shared change
-    shape's read-only check) and reports every C("ssl_stapling" ignored) warning per site:
+    shape's read-only check) and reports every C("ssl_stapling" ignored) warning per site;
     C(nginx -t) exits 0 on them, and stapling is then off for that certificate.
   - Every run plans from the operator's original files (the role's marked include lines
     dropped, the lines it replaced restored), so the plan is idempotent and V(absent)
@@ -62,7 +62,7 @@ options:
   tuning:
     description:
       - Directives to set when enabling. Keys C(ssl_stapling_verify) (bool), C(ssl_trusted_certificate)
-        (a path, V(build), or null: built from the served chain when verify is on and none is set),
+        (a path, V(build), or null, which builds it from the served chain when verify is on and none is set),
         C(ssl_stapling_responder), C(resolver) (list), C(resolver_timeout). Null leaves a directive as it is.
     type: dict
     default: {}
@@ -173,6 +173,11 @@ worker_processes:
   description: nginx's worker_processes (V(auto) counted as this host's CPUs); each worker keeps its own staples.
   returned: always
   type: int
+plan_warnings:
+  description: Warnings about the plan (also shown as Ansible warnings).
+  returned: always
+  type: list
+  elements: str
 nginx_version:
   description: Output of O(version_command).
   returned: always
@@ -270,7 +275,8 @@ def main() -> None:
             f"{configtest.get('output', '').strip()[-1500:]}. Nothing was changed and nothing was reloaded; "
             f"fix the value named above (nginx_stapling_tuning?) and run again.")
     planned["problems"].extend(blocking)
-    for warning in planned["warnings"] + warnings:
+    planned["plan_warnings"] = planned.pop("warnings") + warnings
+    for warning in planned["plan_warnings"]:
         module.warn(warning)
     module.exit_json(changed=False, configtest=configtest, configtest_warnings=found,
                      nginx_version=version, **planned)
