@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
