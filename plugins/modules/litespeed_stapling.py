@@ -193,7 +193,7 @@ options:
   verify_listeners:
     description:
       - When O(verify_endpoints) is empty, check every secure listener of the change instead
-        (RV(probe_endpoints): C(*:443) becomes C(127.0.0.1:443)).
+        (RV(probe_endpoints), where C(*:443) becomes C(127.0.0.1:443)).
     type: bool
     default: false
   verify_timeout:
@@ -226,6 +226,12 @@ EXAMPLES = r"""
   ocsp.stapling.litespeed_stapling:
     state: enabled
     restart: always
+
+- name: Enable, then require a TLS handshake with every secure listener or roll back
+  ocsp.stapling.litespeed_stapling:
+    state: enabled
+    configtest_command: /usr/local/lsws/bin/openlitespeed -t
+    verify_listeners: true
 
 - name: Pin the responder and the CA file on one listener, and drop cached responses
   ocsp.stapling.litespeed_stapling:

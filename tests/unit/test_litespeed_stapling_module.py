@@ -55,7 +55,7 @@ def run(tmp_path: Path, check: bool = False, diff: bool = False, **args) -> dict
         _ansible_keep_remote_files=False)}))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(COLLECTIONS), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-m", MODULE, str(args_file)], capture_output=True,
-                          text=True, env=env, cwd=str(tmp_path), timeout=60)
+                          text=True, env=env, cwd=str(tmp_path), timeout=60, check=False)
     try:
         return json.loads(proc.stdout)
     except ValueError:
