@@ -99,11 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="lab", help="inventory host name")
     parser.add_argument("--python", help="interpreter for the host (default: this one)")
     parser.add_argument("--out", help="write here instead of stdout (use a .json or .yml name)")
+    parser.add_argument("--hostvars", action="store_true", help="only the host's variables (for include_vars)")
     args = parser.parse_args(argv)
     path = Path(args.dir) / "lab.json"
     if not path.exists():
         sys.exit(f"No lab at {args.dir}: {path} is missing. Start one with 'python -m tests.lab up --dir {args.dir}'.")
-    text = json.dumps(inventory(json.loads(path.read_text()), args.host, args.python), indent=2) + "\n"
+    record = json.loads(path.read_text())
+    data = host_vars(record, args.python) if args.hostvars else inventory(record, args.host, args.python)
+    text = json.dumps(data, indent=2) + "\n"
     if args.out:
         Path(args.out).write_text(text)
     else:
