@@ -28,7 +28,7 @@ from tests.lab.lab import Lab
 from tests.lab.nginx import NginxInstance
 from tests.lab.pki import LEAF_HOSTS
 from tests.lab.probe import Staple, probe
-from tests.lab.processes import LabError
+from tests.lab.processes import LabError, pid_alive
 from tests.lab.responder import free_port
 from tests.lab.sites import lab_sites
 from tests.lab.sshd import SshServer
@@ -179,7 +179,6 @@ class Fleet:
         instance = self.host(name).instance
         if isinstance(instance, ApacheInstance):
             return instance.running()
-        from tests.lab.processes import pid_alive
         pid = instance.pid
         return bool(pid) and pid_alive(pid)
 
