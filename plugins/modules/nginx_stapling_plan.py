@@ -22,15 +22,18 @@ description:
     dropped, the lines it replaced restored), so the plan is idempotent and V(absent)
     gives the files back byte for byte. See the role's README for placement rules.
 author:
-  - ocsp.stapling maintainers
+  - ocsp.stapling contributors (!UNKNOWN)
 attributes:
   check_mode:
     support: full
-    details: Read-only; runs the same way in check mode.
+    description: Read-only; runs the same way in check mode (the candidate's configtest runs in a private mount namespace).
   diff_mode:
     support: none
+    description: Nothing is changed here; M(ocsp.stapling.stapling_change) shows the diff.
   platform:
+    support: full
     platforms: posix
+    description: Linux hosts with nginx; the namespace configtest needs C(unshare) and root.
 options:
   config:
     description: nginx's main configuration file.
