@@ -36,6 +36,13 @@ options:
     description: Count a site being enabled that does not staple V(good) as a failure.
     type: bool
     default: false
+  log:
+    description:
+      - nginx's error log written since the reload. Lines naming a site's certificate
+        (C(certificate status "revoked" in the OCSP response), C(OCSP_basic_verify() failed))
+        are attached to that site and quoted in its message.
+    type: str
+    default: ""
 author:
   - ocsp.stapling maintainers
 """
@@ -55,8 +62,8 @@ _value:
 from ansible_collections.ocsp.stapling.plugins.module_utils.nginx_stapling import judge_sites
 
 
-def nginx_stapling_report(sites, results, state, strict=False):
-    return judge_sites(list(sites or []), list(results or []), str(state), bool(strict))
+def nginx_stapling_report(sites, results, state, strict=False, log=""):
+    return judge_sites(list(sites or []), list(results or []), str(state), bool(strict), str(log or ""))
 
 
 class FilterModule:

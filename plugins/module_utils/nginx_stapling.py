@@ -782,7 +782,26 @@ def classify_configtest(output: str, sites: list[dict], block_on_warnings: bool 
     return found, problems
 
 
-def judge_sites(sites: list[dict], results: list[dict], state: str, strict: bool = False) -> dict[str, Any]:
+_LOG_CERT = re.compile(r'certificate:? "(?P<cert>[^"]+)"')
+
+
+def stapling_log_lines(log: str, certificates: list[str]) -> list[str]:
+    """Error-log lines about stapling for these certificate files. nginx names the
+    certificate in its OCSP errors (``certificate status "revoked" in the OCSP response ...
+    certificate: "/etc/ssl/x.pem"``, ``OCSP_basic_verify() failed ...``)."""
+    wanted = set(certificates) | {os.path.realpath(c) for c in certificates}
+    out = []
+    for line in (log or "").splitlines():
+        match = _LOG_CERT.search(line)
+        if match and (match.group("cert") in wanted or os.path.realpath(match.group("cert")) in wanted):
+            text = re.sub(r"^\S+ \S+ ", "", line.strip())  # drop the timestamp
+            if text not in out:
+                out.append(text)
+    return out
+
+
+def judge_sites(sites: list[dict], results: list[dict], state: str, strict: bool = False,
+                log: str = "") -> dict[str, Any]:
     """What each site serves after the change, against what the change meant to do.
 
     ``results`` are ``stapling_status`` endpoints (judged on the controller). nginx staples
@@ -805,6 +824,9 @@ def judge_sites(sites: list[dict], results: list[dict], state: str, strict: bool
         has_url = bool(site.get("ocsp_urls")) or bool(site.get("directives", {}).get("ssl_stapling_responder"))
         row = {"site": site["key"], "action": action, "verdict": verdict, "stapled": probe.get("stapled"),
                "handshake_ok": probe.get("handshake_ok"), "ok": True, "message": probe.get("message")}
+        logged = stapling_log_lines(log, site.get("certificates", []))
+        if logged:
+            row["error_log"] = logged[-3:]
         if not probe.get("handshake_ok"):
             row["ok"] = False
             failures.append(f"{site['key']} does not complete a TLS handshake after the change: "
@@ -813,10 +835,12 @@ def judge_sites(sites: list[dict], results: list[dict], state: str, strict: bool
             row["expected"] = "good"
             if verdict != "good":
                 settled = settled and verdict not in ("missing", "must_staple_missing")
+                why = (f"nginx logged since the reload: {logged[-1]}" if logged else
+                       "nginx fetches staples in the background and never staples a revoked certificate "
+                       "(ssl_stapling_verify on); look for 'OCSP' lines in nginx's error log, and run "
+                       "ocsp.stapling.ocsp_responder_check from this host")
                 text = (f"{site['key']}: stapling is enabled but the verdict after warm-up is {verdict} "
-                        f"({probe.get('message')}). nginx fetches staples in the background and never "
-                        f"staples a revoked certificate (ssl_stapling_verify on); look for 'OCSP' lines in "
-                        f"nginx's error log, and run ocsp.stapling.ocsp_responder_check from this host.")
+                        f"({probe.get('message')}). {why}.")
                 row["ok"] = not strict
                 (failures if strict else attention).append(text)
         elif action == "enable":

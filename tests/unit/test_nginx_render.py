@@ -332,3 +332,18 @@ def test_judge_disable_still_stapling_or_dead_site_fails():
     assert any("a still staples" in f for f in report["failures"])
     assert any("b does not complete a TLS handshake" in f for f in report["failures"])
     assert any("Must-Staple" in a for a in report["attention"])
+
+
+def test_judge_quotes_the_error_log_line_for_the_site_certificate():
+    sites = [dict(_site("r", "enable"), certificates=["/p/revoked.pem"]), _site("a", "enable")]
+    log = ('2026/11/23 17:13:04 [error] 1#1: certificate status "revoked" in the OCSP response while '
+           'requesting certificate status, responder: 127.0.0.1, peer: 127.0.0.1:1, certificate: "/p/revoked.pem"\n'
+           '2026/11/23 17:13:04 [error] 1#1: OCSP_basic_verify() failed (SSL: error:1:unable to get local '
+           'issuer certificate) while requesting certificate status, certificate: "/p/other.pem"\n')
+    report = ns.judge_sites(sites, [_probe("r", "missing", False), _probe("a", "good", True)], "enabled", log=log)
+    row = report["sites"][0]
+    assert row["error_log"] == ['[error] 1#1: certificate status "revoked" in the OCSP response while requesting '
+                                'certificate status, responder: 127.0.0.1, peer: 127.0.0.1:1, certificate: '
+                                '"/p/revoked.pem"']
+    assert 'nginx logged since the reload: [error] 1#1: certificate status "revoked"' in report["attention"][0]
+    assert "error_log" not in report["sites"][1]
