@@ -129,3 +129,28 @@ def test_issuer_not_found_warning_from_nginx_t_blocks_the_change(tmp_path):
         assert "issuer certificate not found" in result.stdout
         assert "good.lab.test" in result.stdout
         assert snapshot(lab.nginx.conf_dir) == before
+
+
+def test_failed_reload_is_rolled_back_and_nginx_keeps_serving(tmp_path):
+    # The first reload "fails" (a wrapper exits 1 before calling nginx), the second works:
+    # the shared change shape must put the old files back and reload nginx with them.
+    with Lab.start(tmp_path / "lab", servers=("nginx",)) as lab:
+        calls = tmp_path / "reload-calls"
+        wrapper = tmp_path / "reload.sh"
+        wrapper.write_text(
+            "#!/bin/sh\n"
+            f"echo x >> {calls}\n"
+            f"if [ $(wc -l < {calls}) -eq 1 ]; then echo 'simulated reload failure' >&2; exit 1; fi\n"
+            f"exec {lab.nginx.commands()['reload']}\n")
+        wrapper.chmod(0o755)
+        before = snapshot(lab.nginx.conf_dir)
+        pid = lab.nginx.pid
+        result = run_role(lab, tmp_path, nginx_stapling_state="disabled", nginx_stapling_force=True,
+                          nginx_stapling_reload_command=str(wrapper))
+        assert result.returncode != 0
+        assert "simulated reload failure" in result.stdout
+        assert "old configuration was restored" in result.stdout
+        assert len(calls.read_text().splitlines()) == 2  # the failed reload, then the recovery
+        assert snapshot(lab.nginx.conf_dir) == before
+        assert pid_alive(pid)
+        assert lab.wait_for_verdict("nginx", "good", "good").verdict == "good"
