@@ -28,6 +28,7 @@ scan of the error log written since the reload.
 """
 from __future__ import annotations
 
+import base64
 import difflib
 import errno
 import fcntl
@@ -273,8 +274,10 @@ def plan_link(spec: LinkSpec) -> PlannedLink:
 def file_diff(item: PlannedFile) -> dict[str, str]:
     return {"before_header": item.path if item.before is not None else "/dev/null",
             "after_header": item.path if item.after is not None else "/dev/null",
-            "before": decode(item.before) if item.before is not None else "",
-            "after": decode(item.after) if item.after is not None else ""}
+            # For display only: bytes that are not UTF-8 are shown as U+FFFD (a module result
+            # cannot carry them; the files themselves are written byte for byte).
+            "before": item.before.decode("utf-8", "replace") if item.before is not None else "",
+            "after": item.after.decode("utf-8", "replace") if item.after is not None else ""}
 
 
 def link_diff(item: PlannedLink) -> dict[str, str]:
@@ -957,10 +960,19 @@ class StaplingChange:
             f"error log.", self.result)
 
 
+def file_fields(item: dict[str, Any]) -> dict[str, Any]:
+    """A module ``files[]`` entry as FileSpec fields; ``content_base64`` becomes bytes
+    ``content`` (module arguments cannot carry bytes that are not UTF-8)."""
+    fields = {k: v for k, v in item.items() if v is not None and k != "content_base64"}
+    if item.get("content_base64") is not None:
+        fields["content"] = base64.b64decode(item["content_base64"])
+    return fields
+
+
 def request_from_params(params: dict[str, Any], check_mode: bool = False, diff: bool = False
                         ) -> ChangeRequest:
     """Build a :class:`ChangeRequest` from the module's parameters."""
-    files = [FileSpec(**{k: v for k, v in item.items() if v is not None}) for item in params.get("files") or []]
+    files = [FileSpec(**file_fields(item)) for item in params.get("files") or []]
     links = [LinkSpec(**{k: v for k, v in item.items() if v is not None}) for item in params.get("links") or []]
     verify = None
     if params.get("verify"):

@@ -24,6 +24,7 @@ idempotent and ``state=absent`` gives the operator's files back byte for byte.
 """
 from __future__ import annotations
 
+import base64
 import glob
 import hashlib
 import ipaddress
@@ -619,7 +620,13 @@ def plan(req: PlanRequest) -> dict[str, Any]:
         current = config.current.get(path)
         if text != current:
             real = os.path.realpath(path)
-            change_files.append({"path": real, "content": text})
+            data = text.encode("utf-8", "surrogateescape")
+            try:
+                data.decode("utf-8")
+                change_files.append({"path": real, "content": text})
+            except UnicodeDecodeError:
+                # Not UTF-8 (Latin-1 comments, say): module arguments cannot carry those bytes.
+                change_files.append({"path": real, "content_base64": base64.b64encode(data).decode("ascii")})
             operator_files.append(real)
     change_files.extend(files.values())
 

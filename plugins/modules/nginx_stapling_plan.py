@@ -127,7 +127,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 files:
-  description: Files for M(ocsp.stapling.stapling_change) (path, content or state=absent, mode).
+  description:
+    - Files for M(ocsp.stapling.stapling_change) (path, content or state=absent, mode). An
+      operator file that is not valid UTF-8 comes as C(content_base64), rewritten byte for byte.
   returned: always
   type: list
   elements: dict
@@ -196,6 +198,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change import (
     ChangeRequest,
     FileSpec,
     StaplingChange,
+    file_fields,
     split_command,
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils.nginx_stapling import (
@@ -232,7 +235,7 @@ def preflight(params: dict, planned: dict) -> tuple[dict, list[str]]:
     if not command:
         return {"ran": False}, []
     request = ChangeRequest(
-        files=[FileSpec(**{k: v for k, v in f.items() if v is not None}) for f in planned["files"]],
+        files=[FileSpec(**file_fields(f)) for f in planned["files"]],
         configtest_command=command, environment=params["environment"],
         candidate_validation=params["candidate_validation"], check_mode=True)
     change = StaplingChange(request)

@@ -60,6 +60,11 @@ options:
           - Whole content of a file the collection owns. With O(files[].state=absent) the
             file is deleted.
         type: str
+      content_base64:
+        description:
+          - Whole content, base64-encoded, for content that is not valid UTF-8 (an operator's
+            file with Latin-1 comments, rewritten byte for byte). Same meaning as O(files[].content).
+        type: str
       state:
         description: Whether the block (or file) should be there.
         type: str
@@ -292,6 +297,7 @@ FILE_SPEC = dict(
     path=dict(type="path", required=True),
     block=dict(type="str"),
     content=dict(type="str"),
+    content_base64=dict(type="str"),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     marker=dict(type="str", default="# {mark} ocsp.stapling managed block"),
     insert_before=dict(type="str"),
@@ -322,7 +328,7 @@ VERIFY_SPEC = dict(
 )
 ARGUMENT_SPEC = dict(
     files=dict(type="list", elements="dict", options=FILE_SPEC, default=[],
-               mutually_exclusive=[["block", "content"], ["insert_before", "insert_after"]]),
+               mutually_exclusive=[["block", "content", "content_base64"], ["insert_before", "insert_after"]]),
     links=dict(type="list", elements="dict", options=LINK_SPEC, default=[]),
     configtest_command=dict(type="raw"),
     reload_command=dict(type="raw"),

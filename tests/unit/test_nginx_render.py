@@ -347,3 +347,30 @@ def test_judge_quotes_the_error_log_line_for_the_site_certificate():
                                 '"/p/revoked.pem"']
     assert 'nginx logged since the reload: [error] 1#1: certificate status "revoked"' in report["attention"][0]
     assert "error_log" not in report["sites"][1]
+
+
+def test_non_utf8_operator_file_round_trips_through_module_arguments(tmp_path, pki):
+    """Latin-1 bytes survive enable -> absent, carried as content_base64 through the
+    stapling_change module's arguments (shared change.py: file_fields, display-only diff)."""
+    from ansible_collections.ocsp.stapling.plugins.module_utils import change
+
+    conf = make_tree(tmp_path, pki, sites=("good",))
+    site_file = conf / "sites-available" / "good"
+    site_file.write_bytes(b"# caf\xe9 (Latin-1)\r\n" + site_file.read_bytes())
+    before = site_file.read_bytes()
+    result = ns.plan(request(conf, pki, state="disabled"))
+    entry = next(f for f in result["files"] if f["path"] == str(site_file))
+    assert "content" not in entry and "content_base64" in entry
+    req = change.request_from_params({"files": result["files"]}, check_mode=True, diff=True)
+    spec = next(f for f in req.files if f.path == str(site_file))
+    assert isinstance(spec.content, bytes) and spec.content.startswith(b"# caf\xe9 (Latin-1)\r\n")
+    diff = change.file_diff(change.plan_file(spec))
+    assert "caf\ufffd" in diff["after"] and "ssl_stapling off" not in diff["after"]
+    assert "# ocsp.stapling replaced: ssl_stapling on;" in diff["after"]
+    apply_spec = {**entry, "content": spec.content.decode("utf-8", "surrogateescape")}
+    apply({"files": [apply_spec]})
+    assert site_file.read_bytes().startswith(b"# caf\xe9 (Latin-1)\r\n")
+    gone = ns.plan(request(conf, pki, state="absent"))
+    restored = next(f for f in gone["files"] if f["path"] == str(site_file))
+    import base64
+    assert base64.b64decode(restored["content_base64"]) == before
