@@ -154,3 +154,21 @@ def test_failed_reload_is_rolled_back_and_nginx_keeps_serving(tmp_path):
         assert snapshot(lab.nginx.conf_dir) == before
         assert pid_alive(pid)
         assert lab.wait_for_verdict("nginx", "good", "good").verdict == "good"
+
+
+def test_enable_with_two_workers_warms_every_worker_up_before_judging(tmp_path):
+    # Staples live in each worker's memory; the role warms up once per worker process
+    # (worker_processes from the config) and judges after that.
+    with Lab.start(tmp_path / "lab", servers=("nginx",), nginx_options={"workers": 2}) as lab:
+        result = run_role(lab, tmp_path, nginx_stapling_tuning={"ssl_trusted_certificate": "build",
+                                                                "resolver_timeout": "5s"})
+        assert result.returncode == 0, result.stdout[-4000:]
+        assert '"good.lab.test": "good"' in result.stdout
+        assert '"muststaple.lab.test": "good"' in result.stdout
+        assert '"nourl.lab.test": "not_applicable"' in result.stdout
+        # revoked: nginx refuses to staple it; reported with nginx's own log line, not a failure
+        assert '"revoked.lab.test": "missing"' in result.stdout
+        assert 'certificate status \\"revoked\\" in the OCSP response' in result.stdout
+        again = run_role(lab, tmp_path, nginx_stapling_tuning={"ssl_trusted_certificate": "build",
+                                                               "resolver_timeout": "5s"})
+        assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
