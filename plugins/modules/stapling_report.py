@@ -23,11 +23,15 @@ author:
 attributes:
   check_mode:
     support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Returns the summary; writes the files only when O(write_in_check_mode) is true.
   diff_mode:
     support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
   platform:
+    support: full
     platforms: posix
+    description: Target OS/families that can be operated against.
 options:
   outcomes:
     description: Host name to its C(stapling_outcome) dictionary.

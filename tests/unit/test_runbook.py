@@ -60,7 +60,7 @@ def test_healthy_host(healthy):
 
 
 def test_unreachable_responder_recommends_disable(healthy):
-    facts, status, _ = healthy
+    facts, status = healthy[:2]
     responder = check([cert("/c/a.pem", False, failure="timeout"), cert("/c/n.pem", False, failure="timeout"),
                        cert("/c/nourl.pem", url=None)], reachable=False)
     decision = decide(facts, status, responder)
@@ -70,7 +70,7 @@ def test_unreachable_responder_recommends_disable(healthy):
 
 
 def test_must_staple_site_on_unreachable_responder_blocks(healthy):
-    facts, status, _ = healthy
+    facts, status = healthy[:2]
     responder = check([cert("/c/a.pem", False, must_staple=True), cert("/c/n.pem", False),
                        cert("/c/nourl.pem", url=None)], reachable=False)
     decision = decide(facts, status, responder)
@@ -90,7 +90,7 @@ def test_error_stapled_while_responder_answers_recommends_reload(healthy):
 
 
 def test_error_stapled_during_outage_is_not_a_reload_case(healthy):
-    facts, status, _ = healthy
+    facts, status = healthy[:2]
     status = copy.deepcopy(status)
     status["endpoints"][0].update(verdict="error_stapled")
     responder = check([cert("/c/a.pem", False), cert("/c/n.pem", False), cert("/c/nourl.pem", url=None)], False)
@@ -144,7 +144,7 @@ def test_revoked_is_noted_but_host_stays_healthy(healthy):
 
 
 def test_ipv6_failure_is_shown_per_family(healthy):
-    facts, status, _ = healthy
+    facts, status = healthy[:2]
     attempts = [{"ip_version": "4", "failure": None}, {"ip_version": "6", "failure": "network_unreachable"}]
     responder = check([cert("/c/a.pem", False), cert("/c/n.pem", False), cert("/c/nourl.pem", url=None)],
                       reachable=False, attempts=attempts)
