@@ -184,9 +184,28 @@ class SshServer:
             "ansible_python_interpreter": python,
         }
 
+    def connections(self) -> list[int]:
+        """PIDs of the per-connection sshd processes our listener forked."""
+        if self._proc is None:
+            return []
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == self._proc.pid:
+                children.append(int(stat.parent.name))
+        return children
+
     def stop(self) -> None:
         if self._proc is None:
             return
+        # Ansible's ssh ControlPersist masters keep a connection (and its sshd child) open for
+        # a minute after the last task; end those children too, so nothing of ours outlives
+        # the test. The client masters exit when their connection closes.
+        for pid in self.connections():
+            stop_pid(pid, timeout=5)
         stop_pid(self._proc.pid)
         try:
             self._proc.wait(timeout=5)  # reap it so it does not linger as a zombie
