@@ -40,7 +40,7 @@ def _changed_cell(outcome: dict) -> str:
         return f"FAILED: {outcome['error']}"
     changes = outcome.get("changes") or []
     if changes:
-        return "; ".join(changes)
+        return ("would change (check mode): " if outcome.get("check_mode") else "") + "; ".join(changes)
     notes = outcome.get("notes") or []
     return "nothing: " + "; ".join(notes) if notes else "nothing"
 

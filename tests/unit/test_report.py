@@ -103,3 +103,8 @@ def test_write_atomic_reports_change_and_leaves_no_temp(tmp_path):
 def test_unchanged_host_says_why():
     outcome = dict(OUTCOMES["web01"], notes=["responder still failing, 0/2 good answers"])
     assert summary_lines({"web01": outcome})[1].endswith("nothing: responder still failing, 0/2 good answers")
+
+
+def test_check_mode_changes_are_predictions():
+    outcome = dict(OUTCOMES["web02"], check_mode=True)
+    assert summary_lines({"web02": outcome})[1].endswith("would change (check mode): stapling disabled on apache")
