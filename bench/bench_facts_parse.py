@@ -20,7 +20,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "unit", "fixtures"))
 sys.path.insert(0, REPO)
-import tests.conftest  # noqa: E402,F401  (makes ansible_collections.ocsp.stapling importable)
+import tests.conftest  # noqa: E402,F401  pylint: disable=unused-import  (makes ansible_collections.ocsp.stapling importable)
 import gen_cpanel_tree  # noqa: E402
 
 from ansible_collections.ocsp.stapling.plugins.module_utils import dialect_apache, facts  # noqa: E402
@@ -43,8 +43,9 @@ def main() -> int:
         root = tempfile.mkdtemp(prefix="bench-cpanel-%d-" % size)
         try:
             conf = gen_cpanel_tree.write_tree(root, gen_cpanel_tree.domains(size), 4)
-            lines = sum(1 for _ in open(os.path.join(root, conf.lstrip("/")), encoding="utf-8"))
-            wall, cpu, sites = min(parse_once(root, conf) for _ in range(3))
+            with open(os.path.join(root, conf.lstrip("/")), encoding="utf-8") as handle:
+                lines = sum(1 for line in handle)
+            wall, cpu, sites = min(parse_once(root, conf) for attempt in range(3))
         finally:
             shutil.rmtree(root)
         results.append((size, wall, cpu, sites, lines))

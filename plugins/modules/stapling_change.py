@@ -27,16 +27,19 @@ description:
     completes a TLS handshake, and that no fatal line was written to the error log.
   - Outside the managed block, files are kept byte for byte.
 author:
-  - ocsp.stapling maintainers
+  - ocsp.stapling contributors (!UNKNOWN)
 attributes:
   check_mode:
     support: full
-    details: Reports the diff and runs the configtest against the candidate in a private
+    description: Reports the diff and runs the configtest against the candidate in a private
       mount namespace (read-only for the live tree). Nothing is written or reloaded.
   diff_mode:
     support: full
+    description: Shows the before and after of every file it manages.
   platform:
+    support: full
     platforms: posix
+    description: Runs on the web server with the Python standard library, C(unshare) and the server's own tools.
 options:
   files:
     description:

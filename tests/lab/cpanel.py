@@ -192,10 +192,10 @@ def build(root: Path, pki_dir: Path, flavor: str, port: int) -> dict:
     for path, text in scripts.items():
         path.write_text(text)
         path.chmod(0o755)
-    test = subprocess.run(info["configtest"], capture_output=True, text=True, timeout=60)
+    test = subprocess.run(info["configtest"], capture_output=True, text=True, timeout=60, check=False)
     if test.returncode != 0:
         raise LabError(f"the cPanel {flavor} lab tree fails configtest:\n{test.stdout}{test.stderr}")
-    start = subprocess.run(info["start"], capture_output=True, text=True, timeout=60)
+    start = subprocess.run(info["start"], capture_output=True, text=True, timeout=60, check=False)
     if start.returncode != 0:
         raise LabError(f"apache2 did not start on the cPanel tree:\n{start.stdout}{start.stderr}")
     info["pid"] = wait_until(lambda: read_pid(p["pid_file"]), 10, f"pid file {p['pid_file']}")
@@ -209,7 +209,7 @@ def stop(root: Path) -> None:
     if not record.exists():
         return
     info = json.loads(record.read_text())
-    for pid in {info.get("pid"), read_pid(Path(info["pid_file"]))}:
+    for pid in (info.get("pid"), read_pid(Path(info["pid_file"]))):
         stop_pid(pid)
 
 
