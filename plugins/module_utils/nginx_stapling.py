@@ -807,6 +807,10 @@ def stapling_log_lines(log: str, certificates: list[str]) -> list[str]:
     return out
 
 
+def action_of(site: dict) -> str | None:
+    return site.get("action")
+
+
 def judge_sites(sites: list[dict], results: list[dict], state: str, strict: bool = False,
                 log: str = "") -> dict[str, Any]:
     """What each site serves after the change, against what the change meant to do.
@@ -817,20 +821,30 @@ def judge_sites(sites: list[dict], results: list[dict], state: str, strict: bool
     ``strict``; a disabled site that still staples, or any site that stops answering TLS,
     always fails.
     """
-    by_endpoint = {(r.get("host"), r.get("port"), r.get("server_name")): r for r in results or []}
+    by_endpoint: dict[tuple, list[dict]] = {}
+    for r in results or []:
+        by_endpoint.setdefault((r.get("host"), r.get("port"), r.get("server_name")), []).append(r)
     rows, failures, attention = [], [], []
     settled = True
     for site in sites:
-        probe = next((by_endpoint.get((e["host"], e["port"], e["server_name"]))
-                      for e in site.get("endpoints", []) if (e["host"], e["port"], e["server_name"]) in by_endpoint),
-                     None)
-        if probe is None:
+        probes = next((by_endpoint[(e["host"], e["port"], e["server_name"])]
+                       for e in site.get("endpoints", []) if (e["host"], e["port"], e["server_name"]) in by_endpoint),
+                      None)
+        if not probes:
             continue
+        # Several handshakes per site reach different workers, each with its own staple
+        # cache: one that staples shows stapling works; one that fails the handshake, or
+        # staples after a disable, counts against the site.
+        probe = (next((p for p in probes if not p.get("handshake_ok")), None)
+                 or (next((p for p in probes if p.get("stapled")), None) if action_of(site) == "disable" else None)
+                 or next((p for p in probes if p.get("verdict") == "good"), None)
+                 or probes[0])
         verdict = probe.get("verdict")
         action = site.get("action")
         has_url = bool(site.get("ocsp_urls")) or bool(site.get("directives", {}).get("ssl_stapling_responder"))
         row = {"site": site["key"], "action": action, "verdict": verdict, "stapled": probe.get("stapled"),
-               "handshake_ok": probe.get("handshake_ok"), "ok": True, "message": probe.get("message")}
+               "handshake_ok": probe.get("handshake_ok"), "ok": True, "message": probe.get("message"),
+               "handshakes": len(probes), "stapled_handshakes": sum(1 for p in probes if p.get("stapled"))}
         logged = stapling_log_lines(log, site.get("certificates", []))
         if logged:
             row["error_log"] = logged[-3:]

@@ -374,3 +374,14 @@ def test_non_utf8_operator_file_round_trips_through_module_arguments(tmp_path, p
     restored = next(f for f in gone["files"] if f["path"] == str(site_file))
     import base64
     assert base64.b64decode(restored["content_base64"]) == before
+
+
+def test_judge_counts_a_site_as_stapling_when_one_worker_staples():
+    sites = [_site("a", "enable"), _site("d", "disable")]
+    results = [_probe("a", "missing", False), _probe("a", "good", True),
+               _probe("d", "missing", False), _probe("d", "good", True)]
+    report = ns.judge_sites(sites, results, "enabled")
+    row_a, row_d = report["sites"]
+    assert row_a["verdict"] == "good" and row_a["handshakes"] == 2 and row_a["stapled_handshakes"] == 1
+    assert report["settled"]
+    assert not row_d["ok"] and any("d still staples" in f for f in report["failures"])
