@@ -112,7 +112,9 @@ def run_demo(directory: Path) -> int:
         banner("4. check_stapling from the web server: the responder is unreachable")
         found = verdict(runbook.play("check_stapling"))
         expect("the outage verdict", found, "must_staple_at_risk")
-        banner("5. Must-Staple blocks a plain disable; the on-call engineer forces it, with a reason and a ticket")
+        banner("5. disable_stapling refuses while a Must-Staple site depends on the responder ...")
+        runbook.play("disable_stapling", expect_failure=True, ticket="INC-4711")
+        banner("   ... the on-call engineer decides to force it, with a reason and a ticket")
         runbook.play("disable_stapling", force=True, ticket="INC-4711", reason="CA OCSP responder unreachable")
         banner("6. Sites serve with no staple (the Must-Staple one stays broken until stapling is back)")
         print_table(status_rows(lab.record()))
@@ -120,7 +122,11 @@ def run_demo(directory: Path) -> int:
         print(f"  state record: disabled_by={state['disabled_by']} at {state['disabled_at']}, ticket {state['ticket']}, "
               f"servers {[item['server'] for item in state['servers']]}, run {state['run_id']}")
 
-        banner("7. The responder is back; reenable_stapling waits for "
+        banner("7. The scheduled reenable_stapling while the responder is still down changes nothing")
+        report = runbook.play("reenable_stapling", required_good=REQUIRED_GOOD)
+        expect("the verdict during the outage", verdict(report), "disabled_by_collection")
+
+        banner("8. The responder is back; reenable_stapling waits for "
                f"{REQUIRED_GOOD} consecutive good answers")
         lab.responder.set_mode("good")
         report = runbook.play("reenable_stapling", required_good=REQUIRED_GOOD)
@@ -128,7 +134,7 @@ def run_demo(directory: Path) -> int:
         report = runbook.play("reenable_stapling", required_good=REQUIRED_GOOD)
         expect("the verdict after re-enabling", verdict(report), "healthy")
 
-        banner("8. A good staple again")
+        banner("9. A good staple again")
         print_table(status_rows(lab.record()))
         if (directory / "runbook" / "state.json").exists():
             raise LabError("demo: the state record is still there after the re-enable")
