@@ -48,7 +48,7 @@ def _changed_cell(outcome: dict) -> str:
 def host_row(host: str, outcome: dict | None) -> list[str]:
     """The summary's cells for one host; a host without an outcome failed before the end."""
     if not outcome:
-        return [host, "-", "-", "no_result", "FAILED or unreachable before the summary; see the errors above"]
+        return [host, "-", "-", "no_result", "no result: unreachable (see the errors above), or its batch has not run yet"]
     verdict = outcome.get("verdict") or "?"
     reenable = outcome.get("reenable") or {}
     if verdict == "disabled_by_collection" and reenable.get("required_good"):

@@ -41,7 +41,7 @@ def test_summary_has_one_aligned_line_per_host_and_next_steps():
     assert header.index("VERDICT") == web01.index("disable_recommended") == web02.index("disabled_by_collection")
     assert "apache,nginx" in web01 and "3: error 2, good 1" in web01 and web01.endswith("nothing")
     assert "(1/3 good)" in web02 and web02.endswith("stapling disabled on apache")
-    assert "no_result" in web03 and "FAILED" in web03
+    assert "no_result" in web03 and "unreachable" in web03
     assert "web01: next: run disable_stapling" in lines
     assert not any(line.startswith("web03: next") for line in lines)
 
