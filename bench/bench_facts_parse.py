@@ -20,7 +20,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "unit", "fixtures"))
 sys.path.insert(0, REPO)
-import tests.conftest  # noqa: E402,F401  pylint: disable=unused-import  (makes ansible_collections.ocsp.stapling importable)
+# tests.conftest makes ansible_collections.ocsp.stapling importable from a checkout.
+import tests.conftest  # noqa: E402,F401  pylint: disable=unused-import
 import gen_cpanel_tree  # noqa: E402
 
 from ansible_collections.ocsp.stapling.plugins.module_utils import dialect_apache, facts  # noqa: E402
