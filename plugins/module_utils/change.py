@@ -45,6 +45,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ansible_collections.ocsp.stapling.plugins.module_utils.atomic_write import write_atomic
 from ansible_collections.ocsp.stapling.plugins.module_utils.managed_block import (
     DEFAULT_MARKER,
     BlockError,
@@ -550,36 +551,6 @@ def verify_server(spec: VerifySpec, log_offset: int, sleep: Callable[[float], No
 
 # --------------------------------------------------------------------------- backup / swap
 
-def _write_atomic(path: str, data: bytes, mode: int | None, uid: int | None, gid: int | None) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    try:
-        st = os.stat(path)
-        keep_mode, keep_uid, keep_gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
-    except FileNotFoundError:
-        keep_mode, keep_uid, keep_gid = 0o644, -1, -1
-    fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".ocsp-stapling",
-                                dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode if mode is not None else keep_mode)
-        want_uid = uid if uid is not None else keep_uid
-        want_gid = gid if gid is not None else keep_gid
-        if want_uid != -1 or want_gid != -1:
-            try:
-                os.chown(temp, want_uid, want_gid)
-            except PermissionError:
-                pass
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-
-
 def _set_link(path: str, src: str | None) -> None:
     if src is None:
         if os.path.islink(path):
@@ -633,7 +604,7 @@ class Backup:
                     st = os.stat(copy)
                     with open(copy, "rb") as handle:
                         data = handle.read()
-                    _write_atomic(item.path, data, st.st_mode & 0o7777, st.st_uid, st.st_gid)
+                    write_atomic(item.path, data, st.st_mode & 0o7777, st.st_uid, st.st_gid)
             except OSError as exc:
                 problems.append(f"{item.path}: {exc}")
         for link in self.links:
@@ -652,7 +623,7 @@ def swap(files: list[PlannedFile], links: list[PlannedLink]) -> None:
             if os.path.lexists(item.path):
                 os.unlink(item.path)
         else:
-            _write_atomic(item.path, item.after, item.mode, item.uid, item.gid)
+            write_atomic(item.path, item.after, item.mode, item.uid, item.gid)
     for link in links:
         if link.changed:
             _set_link(link.path, link.after)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import tempfile
+
+from ansible_collections.ocsp.stapling.plugins.module_utils.atomic_write import write_atomic as _write_atomic
 
 METRIC_PREFIX = "ocsp_stapling_"
 SHORT_VERDICTS = {"not_applicable": "n/a", "error_stapled": "error", "must_staple_missing": "ms-missing",
@@ -151,18 +151,7 @@ def write_atomic(path: str, text: str, mode: int = 0o644) -> bool:
                 return False
     except OSError:
         pass
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".ocsp-stapling-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _write_atomic(path, text, mode)
     return True
 
 

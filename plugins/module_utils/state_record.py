@@ -23,8 +23,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 import time
+
+from ansible_collections.ocsp.stapling.plugins.module_utils.atomic_write import write_atomic
 
 RECORD_VERSION = 1
 DISABLED_BY = "ocsp.stapling"
@@ -63,24 +64,6 @@ def _read_json(path: str, what: str) -> dict | None:
     return data
 
 
-def _write_atomic(path: str, text: str, mode: int) -> None:
-    """Temp file in the same directory, fsync, rename: readers see the old or the new file."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".ocsp-stapling-", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 class StateRecord:
     """Read, write, observe and clear the record at ``path``.
 
@@ -110,7 +93,7 @@ class StateRecord:
             if after is None:
                 os.unlink(self.path)
             else:
-                _write_atomic(self.path, _dump(after), self.mode)
+                write_atomic(self.path, _dump(after), self.mode)
         return True
 
     def write(self, run_id: str, reason: str = "", ticket: str = "", servers: list | None = None,
@@ -217,7 +200,7 @@ class RunLock:
             warnings.append(f"Took over the expired lock {self.path} left by {self._describe(holder)}; "
                             f"that run probably crashed. Check the state record before trusting it.")
             if not self.check_mode:
-                _write_atomic(self.path, _dump(mine), 0o644)
+                write_atomic(self.path, _dump(mine), 0o644)
             return True, mine, warnings
         if self.check_mode:
             return True, mine, warnings
