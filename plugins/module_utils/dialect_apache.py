@@ -30,6 +30,9 @@ import os
 import re
 from typing import Iterable, Iterator
 
+from ansible_collections.ocsp.stapling.plugins.module_utils import config_tree
+from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import RootedConfig, Setting, Site, walk
+
 #: Directives that control OCSP stapling in mod_ssl (2.4). Order is the one reported.
 STAPLING_DIRECTIVES: tuple[str, ...] = (
     "SSLUseStapling",
@@ -97,7 +100,7 @@ class ApacheConfigError(Exception):
     """The configuration cannot be read; the message says where and what to do."""
 
 
-class Directive:
+class Directive(config_tree.Directive):
     """One directive or section, with the file and line it was read from.
 
     ``children`` is ``None`` for a plain directive and a list for a section.
@@ -105,7 +108,7 @@ class Directive:
     outermost first (for example ``("IfModule ssl_module",)``).
     """
 
-    __slots__ = ("name", "key", "args", "file", "line", "children", "conditions")
+    __slots__ = ("key", "conditions")
 
     def __init__(
         self,
@@ -116,6 +119,8 @@ class Directive:
         children: list[Directive] | None = None,
         conditions: tuple[str, ...] = (),
     ) -> None:
+        # Assigned here, not through super().__init__: a cPanel httpd.conf makes hundreds
+        # of thousands of these and the extra call shows in the parse time.
         self.name = name
         self.key = name.lower()
         self.args = args
@@ -129,25 +134,11 @@ class Directive:
         """True for ``<Section>`` blocks."""
         return self.children is not None
 
-    @property
-    def value(self) -> str:
-        """The arguments joined by single spaces."""
-        return " ".join(self.args)
-
-    def location(self) -> str:
-        """``file:line``, for messages."""
-        return "%s:%d" % (self.file, self.line)
-
     def as_dict(self) -> dict:
-        """A JSON-friendly summary (no children)."""
-        return {
-            "name": self.name,
-            "value": self.value,
-            "args": list(self.args),
-            "file": self.file,
-            "line": self.line,
-            "conditions": list(self.conditions),
-        }
+        """A JSON-friendly summary (no children), with the conditions that held."""
+        data = super().as_dict()
+        data["conditions"] = list(self.conditions)
+        return data
 
     def __repr__(self) -> str:
         kind = "section" if self.is_section else "directive"
@@ -302,23 +293,6 @@ def module_names(identifier_or_file: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- virtual hosts
 
 
-class Setting:
-    """An effective directive for a virtual host: where it came from and whether inherited."""
-
-    __slots__ = ("directive", "inherited")
-
-    def __init__(self, directive: Directive, inherited: bool) -> None:
-        self.directive = directive
-        self.inherited = inherited
-
-    def as_dict(self) -> dict:
-        """JSON-friendly: value, args, file, line, conditions, inherited."""
-        data = self.directive.as_dict()
-        del data["name"]
-        data["inherited"] = self.inherited
-        return data
-
-
 def parse_address(text: str) -> tuple[str, str]:
     """Split ``addr:port`` (``[::1]:443``, ``*:443``, ``_default_``) into ``(addr, port)``.
 
@@ -333,33 +307,24 @@ def parse_address(text: str) -> tuple[str, str]:
     return text, "*"
 
 
-class VirtualHost:
+class VirtualHost(Site):
     """A ``<VirtualHost>`` with main-server inheritance of directives.
 
     mod_ssl merges each virtual host's server config over the main server's, so a
     directive not set in the virtual host comes from the main server scope.
     """
 
+    stapling_directives = STAPLING_DIRECTIVES
+
     def __init__(self, section: Directive, main_scope: dict[str, Directive]) -> None:
+        super().__init__(section)
         self.section = section
         self.addresses: list[tuple[str, str]] = [parse_address(a) for a in section.args]
         self._main = main_scope
-        self._own: dict[str, list[Directive]] = {}
-        for child in section.children or ():
-            if child.children is None:
-                self._own.setdefault(child.key, []).append(child)
 
-    @property
-    def file(self) -> str:
-        return self.section.file
-
-    @property
-    def line(self) -> int:
-        return self.section.line
-
-    def own(self, name: str) -> list[Directive]:
-        """Every occurrence of ``name`` directly in this virtual host, in file order."""
-        return list(self._own.get(name.lower(), ()))
+    @staticmethod
+    def _key(name: str) -> str:
+        return name.lower()   # httpd directive names are case-insensitive
 
     def lookup(self, name: str) -> Setting | None:
         """The directive in effect: the last one in the vhost, else the main server's."""
@@ -411,15 +376,6 @@ class VirtualHost:
         setting = self.lookup("SSLEngine")
         return bool(setting and setting.directive.value.lower() in ("on", "optional"))
 
-    def stapling(self) -> dict[str, Setting]:
-        """The stapling directives in effect, by canonical name (absent ones left out)."""
-        out: dict[str, Setting] = {}
-        for name in STAPLING_DIRECTIVES:
-            setting = self.lookup(name)
-            if setting:
-                out[name] = setting
-        return out
-
     def __repr__(self) -> str:
         return "<VirtualHost %s %s at %s:%d>" % (" ".join(self.section.args), self.server_name, self.file, self.line)
 
@@ -427,7 +383,7 @@ class VirtualHost:
 # --------------------------------------------------------------------------- effective config
 
 
-class ApacheConfig:
+class ApacheConfig(RootedConfig):
     """An Apache configuration read like httpd reads it. Build with :func:`load_apache_config`.
 
     Attributes after loading:
@@ -477,20 +433,6 @@ class ApacheConfig:
         self.tree: list[Directive] = []
 
     # -- path helpers -------------------------------------------------------------
-
-    def host_path(self, path: str) -> str:
-        """Where ``path`` (as httpd sees it) is on this machine, under ``root``."""
-        if self.root in ("", "/"):
-            return path
-        return os.path.join(self.root, path.lstrip("/"))
-
-    def _server_view(self, host_path: str) -> str:
-        if self.root in ("", "/"):
-            return host_path
-        prefix = self.root.rstrip("/")
-        if host_path.startswith(prefix + "/"):
-            return host_path[len(prefix):]
-        return host_path
 
     def resolve_path(self, path: str) -> str:
         """Make ``path`` absolute against ``ServerRoot`` as httpd does."""
@@ -737,14 +679,6 @@ class ApacheConfig:
             if path not in out:
                 out.append(path)
         return out
-
-
-def walk(nodes: Iterable[Directive]) -> Iterator[Directive]:
-    """Every directive and section in ``nodes``, depth first, in file order."""
-    for node in nodes:
-        yield node
-        if node.children:
-            yield from walk(node.children)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -20,7 +20,10 @@ from __future__ import annotations
 import glob
 import os
 import re
-from typing import Iterable, Iterator
+from typing import Iterator
+
+from ansible_collections.ocsp.stapling.plugins.module_utils import config_tree
+from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import RootedConfig, Setting, Site, walk
 
 #: Stapling-related directives, in the order reported.
 STAPLING_DIRECTIVES: tuple[str, ...] = (
@@ -58,27 +61,10 @@ class NginxConfigError(Exception):
     """The configuration cannot be read; the message says where and what to do."""
 
 
-class Directive:
+class Directive(config_tree.Directive):
     """One nginx directive; ``children`` is a list for block directives, else None."""
 
-    __slots__ = ("name", "args", "file", "line", "children")
-
-    def __init__(self, name: str, args: list[str], file: str, line: int, children: list[Directive] | None = None) -> None:
-        self.name = name
-        self.args = args
-        self.file = file
-        self.line = line
-        self.children = children
-
-    @property
-    def value(self) -> str:
-        return " ".join(self.args)
-
-    def location(self) -> str:
-        return "%s:%d" % (self.file, self.line)
-
-    def as_dict(self) -> dict:
-        return {"name": self.name, "value": self.value, "args": list(self.args), "file": self.file, "line": self.line}
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return "<nginx %s %r at %s>" % (self.name, self.args, self.location())
@@ -147,14 +133,6 @@ def parse_text(text: str, file: str = "<string>") -> list[Directive]:
     return top
 
 
-def walk(nodes: Iterable[Directive]) -> Iterator[Directive]:
-    """Every directive in ``nodes``, depth first, in file order."""
-    for node in nodes:
-        yield node
-        if node.children:
-            yield from walk(node.children)
-
-
 class Listen:
     """One ``listen`` directive: address, port and parameters."""
 
@@ -194,47 +172,19 @@ def parse_listen_target(target: str) -> tuple[str, str | None]:
     return target, "80"
 
 
-class Setting:
-    """A directive in effect in a server block and whether it came from ``http``."""
-
-    __slots__ = ("directive", "inherited")
-
-    def __init__(self, directive: Directive, inherited: bool) -> None:
-        self.directive = directive
-        self.inherited = inherited
-
-    def as_dict(self) -> dict:
-        data = self.directive.as_dict()
-        del data["name"]
-        data["inherited"] = self.inherited
-        return data
-
-
-class ServerBlock:
+class ServerBlock(Site):
     """A ``server { }`` inside ``http`` with ``http``-level inheritance."""
 
+    stapling_directives = STAPLING_DIRECTIVES
+
     def __init__(self, block: Directive, http: Directive | None) -> None:
+        super().__init__(block)
         self.block = block
         self.http = http
-        self._own: dict[str, list[Directive]] = {}
-        for child in block.children or ():
-            if child.children is None:
-                self._own.setdefault(child.name, []).append(child)
         self._inherited: dict[str, list[Directive]] = {}
         for child in (http.children if http else None) or ():
             if child.children is None:
                 self._inherited.setdefault(child.name, []).append(child)
-
-    @property
-    def file(self) -> str:
-        return self.block.file
-
-    @property
-    def line(self) -> int:
-        return self.block.line
-
-    def own(self, name: str) -> list[Directive]:
-        return list(self._own.get(name, ()))
 
     def lookup_all(self, name: str) -> list[Setting]:
         """Occurrences in effect: the server's own, else those of ``http``."""
@@ -271,19 +221,11 @@ class ServerBlock:
         setting = self.lookup("ssl")
         return bool(setting and setting.directive.value == "on")
 
-    def stapling(self) -> dict[str, Setting]:
-        out: dict[str, Setting] = {}
-        for name in STAPLING_DIRECTIVES:
-            setting = self.lookup(name)
-            if setting:
-                out[name] = setting
-        return out
-
     def __repr__(self) -> str:
         return "<server %s at %s:%d>" % (self.names, self.file, self.line)
 
 
-class NginxConfig:
+class NginxConfig(RootedConfig):
     """An nginx configuration with includes spliced in. Build with :func:`load_nginx_config`."""
 
     def __init__(self, main_config: str, root: str = "/", prefix: str | None = None, max_include_depth: int = 32) -> None:
@@ -294,17 +236,6 @@ class NginxConfig:
         self.files: list[str] = []
         self.warnings: list[str] = []
         self.tree: list[Directive] = []
-
-    def host_path(self, path: str) -> str:
-        if self.root in ("", "/"):
-            return path
-        return os.path.join(self.root, path.lstrip("/"))
-
-    def _server_view(self, host_path: str) -> str:
-        prefix = self.root.rstrip("/")
-        if prefix and host_path.startswith(prefix + "/"):
-            return host_path[len(prefix):]
-        return host_path
 
     def load(self) -> NginxConfig:
         host = self.host_path(self.main_config)

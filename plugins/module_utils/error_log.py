@@ -14,6 +14,8 @@ import os
 import re
 from typing import Iterable
 
+from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path
+
 DEFAULT_TAIL_BYTES = 1024 * 1024
 
 
@@ -106,9 +108,9 @@ class LogScan:
         }
 
 
-def _scan(host_path: str, display_path: str, start: int, max_bytes: int) -> LogScan:
+def _scan(local_path: str, display_path: str, start: int, max_bytes: int) -> LogScan:
     try:
-        size = os.path.getsize(host_path)
+        size = os.path.getsize(local_path)
     except OSError as exc:
         scan = LogScan(display_path, 0, 0)
         scan.missing = True
@@ -120,7 +122,7 @@ def _scan(host_path: str, display_path: str, start: int, max_bytes: int) -> LogS
     begin = max(start, size - max_bytes)
     scan = LogScan(display_path, begin, size)
     try:
-        with open(host_path, "rb") as handle:
+        with open(local_path, "rb") as handle:
             handle.seek(begin)
             data = handle.read(size - begin)
     except OSError as exc:
@@ -146,7 +148,7 @@ def tail_scan(path: str, max_bytes: int = DEFAULT_TAIL_BYTES, root: str = "/") -
     A missing log gives an empty scan with ``missing`` set, not an error: not every
     layout writes every log.
     """
-    return _scan(_host_path(root, path), path, 0, max_bytes)
+    return _scan(host_path(root, path), path, 0, max_bytes)
 
 
 def scan_since(path: str, offset: int, max_bytes: int = DEFAULT_TAIL_BYTES, root: str = "/") -> LogScan:
@@ -156,13 +158,13 @@ def scan_since(path: str, offset: int, max_bytes: int = DEFAULT_TAIL_BYTES, root
     was rotated (now shorter than ``offset``) it is read from the start; at most the
     last ``max_bytes`` are read either way. ``scan.end`` is the offset for the next call.
     """
-    return _scan(_host_path(root, path), path, max(0, offset), max_bytes)
+    return _scan(host_path(root, path), path, max(0, offset), max_bytes)
 
 
 def log_size(path: str, root: str = "/") -> int:
     """The current size of a log (0 when it does not exist): the offset for :func:`scan_since`."""
     try:
-        return os.path.getsize(_host_path(root, path))
+        return os.path.getsize(host_path(root, path))
     except OSError:
         return 0
 
@@ -177,9 +179,3 @@ def scan_logs(paths: Iterable[str], max_bytes: int = DEFAULT_TAIL_BYTES, root: s
         seen.add(path)
         out.append(tail_scan(path, max_bytes, root).summary())
     return out
-
-
-def _host_path(root: str, path: str) -> str:
-    if not root or root == "/":
-        return path
-    return os.path.join(root, path.lstrip("/"))

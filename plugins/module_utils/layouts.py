@@ -17,6 +17,8 @@ import shlex
 import subprocess
 from typing import Callable
 
+from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path
+
 Runner = Callable[[list], tuple]
 
 #: Real default paths per server and layout. The roles use the same values.
@@ -117,13 +119,6 @@ def run_command(argv: list, timeout: float = 10.0) -> tuple:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return 127, "", str(exc)
     return completed.returncode, completed.stdout, completed.stderr
-
-
-def host_path(root: str, path: str) -> str:
-    """``path`` as the server sees it, found under ``root`` on this machine."""
-    if not root or root == "/":
-        return path
-    return os.path.join(root, path.lstrip("/"))
 
 
 def version_tuple(version: str | None) -> tuple[int, ...]:
