@@ -3,9 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A small read-only view of LiteSpeed's native TLS sites, for facts.
 
-Host side: Python standard library only. Editing LiteSpeed configuration is
-``dialect_litespeed``'s job (a lossless round-trip editor); this reader only lists
-what is configured, with file and line, and stays independent of that editor's API.
+Host side: Python standard library only. ``dialect_litespeed`` (the lossless editor)
+parses the files; this module turns its trees into a small read-only view (keys with
+file and line) and lists what is configured.
 
 OpenLiteSpeed (text): ``listener NAME { address ..; secure 1; keyFile ..; map VH dom }``
 in ``conf/httpd_config.conf``, ``virtualhost NAME { configFile .. }``, and in each
@@ -16,18 +16,26 @@ both: ``keyFile``, ``certFile``, ``certChain``, ``CACertFile`` and the stapling 
 """
 from __future__ import annotations
 
+import bisect
 import os
+import re
 from typing import Iterator
-from xml.parsers import expat
 
-#: Stapling keys, shared by listeners and vhost SSL blocks (OLS manual, "OCSP Stapling").
-STAPLING_KEYS: tuple[str, ...] = ("enableStapling", "ocspRespMaxAge", "ocspResponder", "ocspCACerts")
+from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path
+from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_litespeed import (
+    STAPLING_KEYS,
+    LiteSpeedConfigError,
+    LswsXml,
+    OlsBlock,
+    OlsConfig,
+    XmlNode,
+)
+
 #: Key material keys reported for each site.
 CERTIFICATE_KEYS: tuple[str, ...] = ("keyFile", "certFile", "certChain", "CACertFile")
 
-
-class LiteSpeedReadError(Exception):
-    """A LiteSpeed file could not be read; the message says which and what to do."""
+#: Raised for a file that cannot be parsed (the dialect's error: its message says what to fix).
+LiteSpeedReadError = LiteSpeedConfigError
 
 
 class Node:
@@ -57,109 +65,59 @@ class Node:
                 yield child
 
 
-# --------------------------------------------------------------------------- OLS text
+# --------------------------------------------------------------------------- from the dialect's trees
 
 
 def parse_ols_text(text: str, file: str = "<string>") -> Node:
-    """Parse the OpenLiteSpeed text format into a tree of :class:`Node` (read only)."""
-    top = Node("", "", file, 0)
-    stack = [top]
-    heredoc: str | None = None
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if heredoc is not None:
-            if line == heredoc:
-                heredoc = None
-            continue
-        if not line or line.startswith("#"):
-            continue
-        if line == "}":
-            if len(stack) == 1:
-                raise LiteSpeedReadError("%s:%d: '}' closes no block. Remove it." % (file, number))
-            stack.pop()
-            continue
-        if line.endswith("{"):
-            words = line[:-1].split(None, 1)
-            block = Node(words[0] if words else "", words[1].strip() if len(words) > 1 else "", file, number)
-            stack[-1].children.append(block)
-            stack.append(block)
-            continue
-        key, _sep, value = line.partition(" ")
-        value = value.strip()
-        if value.startswith("<<<"):
-            heredoc = value[3:].strip()
-            continue
-        if key.lower() == "map":
-            # "map VHOST domain1, domain2" repeats; keep every one.
-            stack[-1].children.append(_map_node(value, file, number))
-            continue
-        stack[-1].values[key.lower()] = (value, number)
-    if len(stack) > 1:
-        raise LiteSpeedReadError(
-            "%s:%d: block '%s %s' is never closed. Add the '}'." % (file, stack[-1].line, stack[-1].kind, stack[-1].name)
-        )
-    return top
+    """The OpenLiteSpeed text format as a tree of :class:`Node` (parsed by ``OlsConfig``).
+
+    Here-document keys (rewrite rules) are left out; ``map VHOST domains`` lines repeat,
+    so each becomes a ``map`` child node, in file order with the blocks.
+    """
+    return _ols_node(OlsConfig(text, source=file).root, file)
 
 
-def _map_node(value: str, file: str, line: int) -> Node:
-    vhost, _sep, domains = value.partition(" ")
-    node = Node("map", vhost.strip(), file, line)
-    node.values["domain"] = (domains.strip(), line)
+def _ols_node(block: OlsBlock, file: str) -> Node:
+    node = Node(block.kind, block.name, file, block.open_line + 1)
+    ordered: list[tuple[int, Node]] = []
+    for entry in block.directives:
+        if entry.first != entry.last:
+            continue  # a here-document
+        if entry.key.lower() == "map":
+            vhost, _sep, domains = entry.value.partition(" ")
+            mapping = Node("map", vhost.strip(), file, entry.first + 1)
+            mapping.values["domain"] = (domains.strip(), entry.first + 1)
+            ordered.append((entry.first, mapping))
+        else:
+            node.values[entry.key.lower()] = (entry.value, entry.first + 1)
+    ordered.extend((child.open_line, _ols_node(child, file)) for child in block.blocks)
+    node.children = [child for _line, child in sorted(ordered, key=lambda pair: pair[0])]
     return node
 
 
-# --------------------------------------------------------------------------- LSWS XML
-
-
 def parse_xml(data: bytes, file: str = "<string>") -> Node:
-    """Parse LSWS XML into :class:`Node`: leaf elements become keys, others blocks.
-
-    expat is used directly (ElementTree's parser, without its line-less tree) so each
-    key keeps its line number.
-    """
-    parser = expat.ParserCreate()
+    """LSWS XML (parsed by ``LswsXml``) as :class:`Node`: leaf elements become keys of
+    their parent, with the line of their start tag; other elements become blocks."""
+    document = LswsXml(data, source=file)
+    newlines = [match.start() for match in re.finditer(b"\n", data)]
     top = Node("", "", file, 0)
-    stack: list[Node] = [top]
-    texts: list[list[str]] = [[]]
-    has_elements: set[int] = set()
-
-    def start(tag: str, _attrs: dict) -> None:
-        node = Node(tag, "", file, parser.CurrentLineNumber)
-        has_elements.add(id(stack[-1]))
-        stack[-1].children.append(node)
-        stack.append(node)
-        texts.append([])
-
-    def end(tag: str) -> None:
-        node = stack.pop()
-        text = "".join(texts.pop()).strip()
-        parent = stack[-1]
-        if id(node) not in has_elements:
-            # A leaf: <keyFile>/path</keyFile> becomes parent's key.
-            parent.values[tag.lower()] = (text, node.line)
-            parent.children.remove(node)
-        else:
-            name = node.get("name")
-            node.name = name or ""
-
-    def chars(data_text: str) -> None:
-        texts[-1].append(data_text)
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = chars
-    try:
-        parser.Parse(data, True)
-    except expat.ExpatError as exc:
-        raise LiteSpeedReadError("%s is not well-formed XML (%s). Fix or restore it from its backup." % (file, exc))
+    _xml_into(top, document.root, file, newlines)
     return top
 
 
+def _xml_into(parent: Node, element: XmlNode, file: str, newlines: list[int]) -> None:
+    line = bisect.bisect_left(newlines, element.start) + 1
+    if not element.children:
+        parent.values[element.tag.lower()] = (element.text.strip(), line)
+        return
+    node = Node(element.tag, "", file, line)
+    parent.children.append(node)
+    for child in element.children:
+        _xml_into(node, child, file, newlines)
+    node.name = node.get("name") or ""
+
+
 # --------------------------------------------------------------------------- sites
-
-
-def _host(root: str, path: str) -> str:
-    return path if root in ("", "/") else os.path.join(root, path.lstrip("/"))
 
 
 def _substitute(value: str, server_root: str, vh_name: str = "", vh_root: str = "") -> str:
@@ -171,7 +129,7 @@ def _substitute(value: str, server_root: str, vh_name: str = "", vh_root: str = 
 
 
 def _read_tree(path: str, root: str) -> Node | None:
-    host = _host(root, path)
+    host = host_path(root, path)
     if not os.path.isfile(host):
         return None
     with open(host, "rb") as handle:
