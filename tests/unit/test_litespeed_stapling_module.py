@@ -112,6 +112,18 @@ def test_restart_always_restarts_even_without_change(tmp_path):
     assert calls(root) == ["restart", "restart"]
 
 
+def test_restart_only_with_an_empty_scope_touches_no_setting(tmp_path):
+    """The runbook's recovery restart: no listener or vhost in scope, so a listener an
+    operator left with stapling off stays off; only the graceful restart happens."""
+    root = make_tree(tmp_path, "ols")
+    before = snapshot(root)
+    result = run(tmp_path, server_root=str(root), state="enabled", listeners=[], vhosts=[],
+                 restart="always")
+    assert result["files"] == [] and result["restarted"] is True
+    assert snapshot(root) == before
+    assert calls(root) == ["restart"]
+
+
 def test_restart_never_writes_without_restarting(tmp_path):
     root = make_tree(tmp_path, "lsws")
     result = run(tmp_path, server_root=str(root), state="disabled", restart="never")
