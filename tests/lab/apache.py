@@ -44,13 +44,7 @@ ServerName lab.test
 IncludeOptional mods-enabled/*.load
 IncludeOptional mods-enabled/*.conf
 
-<IfModule mpm_event_module>
-    StartServers 1
-    ServerLimit 4
-    ThreadsPerChild 16
-    MaxRequestWorkers 64
-</IfModule>
-
+{mpm}
 Listen 127.0.0.1:{port}
 DocumentRoot {htdocs}
 
@@ -66,6 +60,16 @@ SSLStaplingStandardCacheTimeout {standard_timeout}
 SSLStaplingErrorCacheTimeout {error_timeout}
 SSLStaplingResponderTimeout {responder_timeout}
 SSLUseStapling On
+"""
+
+# Small: many lab instances share two cores.
+MPM_EVENT = """\
+<IfModule mpm_event_module>
+    StartServers 1
+    ServerLimit 4
+    ThreadsPerChild 16
+    MaxRequestWorkers 64
+</IfModule>
 """
 
 SITE_CONF = """\
@@ -151,7 +155,7 @@ class ApacheInstance:
                 error_timeout=self.error_cache_timeout, responder_timeout=self.responder_timeout)
         self.conf.write_text(MAIN_CONF.format(
             conf=self.conf_dir, run=self.run_dir, logs=self.root / "logs", port=self.port,
-            htdocs=self.root / "htdocs", stapling=stapling, log_level=self.log_level))
+            htdocs=self.root / "htdocs", stapling=stapling, log_level=self.log_level, mpm=MPM_EVENT))
         (self.conf_dir / "envvars").write_text(ENVVARS.format(
             conf=self.conf_dir, run=self.run_dir, logs=self.root / "logs"))
         (self.root / "htdocs" / "index.html").write_text("lab\n")

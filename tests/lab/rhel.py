@@ -11,7 +11,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.lab.apache import APACHE, MODULES, MODULES_DIR
+from tests.lab.apache import APACHE, MODULES, MODULES_DIR, MPM_EVENT, SITE_CONF
 from tests.lab.processes import LabError, port_open, read_pid, stop_pid, wait_until
 from tests.lab.sites import Site
 
@@ -29,13 +29,7 @@ Mutex file:{run} default
 ErrorLog {logs}/error_log
 LogLevel warn
 DocumentRoot {htdocs}
-<IfModule mpm_event_module>
-    StartServers 1
-    ServerLimit 4
-    ThreadsPerChild 16
-    MaxRequestWorkers 64
-</IfModule>
-IncludeOptional conf.d/*.conf
+{mpm}IncludeOptional conf.d/*.conf
 """
 
 SSL_CONF = """\
@@ -44,14 +38,6 @@ SSLStaplingCache shmcb:{run}/stapling_cache(128000)
 SSLUseStapling On
 """
 
-VHOST = """\
-<VirtualHost 127.0.0.1:{port}>
-    ServerName {server_name}
-    SSLEngine on
-    SSLCertificateFile {cert}
-    SSLCertificateKeyFile {key}
-</VirtualHost>
-"""
 
 
 def build(root: Path, port: int, sites: list[Site]) -> dict:
@@ -67,10 +53,11 @@ def build(root: Path, port: int, sites: list[Site]) -> dict:
     modules.mkdir(exist_ok=True)
     (modules / "00-lab.conf").write_text("".join(
         f"LoadModule {name}_module {MODULES_DIR / library}\n" for name, library in MODULES.items()))
-    paths["conf"].write_text(HTTPD_CONF.format(port=port, **{k: v for k, v in paths.items() if k != "conf"}))
+    paths["conf"].write_text(HTTPD_CONF.format(port=port, mpm=MPM_EVENT,
+                                               **{k: v for k, v in paths.items() if k != "conf"}))
     (paths["conf_d"] / "ssl.conf").write_text(SSL_CONF.format(run=paths["run"]))
     (paths["conf_d"] / "sites.conf").write_text("".join(
-        VHOST.format(port=port, server_name=s.server_name, cert=s.cert, key=s.key) for s in sites))
+        SITE_CONF.format(port=port, server_name=s.server_name, cert=s.cert, key=s.key) for s in sites))
     base = [APACHE, "-d", str(server_root), "-f", str(paths["conf"])]
     info = {key: str(value) for key, value in paths.items()}
     info.update(port=port, pid_file=str(paths["run"] / "httpd.pid"), error_log=str(paths["logs"] / "error_log"),
