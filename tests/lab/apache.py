@@ -93,6 +93,19 @@ export LANG=C
 """
 
 
+def start_tree(configtest: list[str], start: list[str], pid_file: Path, port: int, what: str) -> int:
+    """Configtest a private apache2 tree, start it and wait for its pid and port; return the pid."""
+    test = subprocess.run(configtest, capture_output=True, text=True, timeout=60, check=False)
+    if test.returncode != 0:
+        raise LabError(f"the {what} lab tree fails configtest:\n{test.stdout}{test.stderr}")
+    started = subprocess.run(start, capture_output=True, text=True, timeout=60, check=False)
+    if started.returncode != 0:
+        raise LabError(f"apache2 did not start on the {what} lab tree:\n{started.stdout}{started.stderr}")
+    pid = wait_until(lambda: read_pid(Path(pid_file)), 10, f"pid file {pid_file}")
+    wait_until(lambda: port_open(port), 10, f"apache2 on 127.0.0.1:{port}")
+    return pid
+
+
 @dataclass
 class ApacheInstance:
     root: Path

@@ -22,16 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+from tests.lab.apache import APACHE, start_tree
 from tests.lab.pki import LabPKI
-from tests.lab.processes import LabError, port_open, read_pid, stop_pid, wait_until
+from tests.lab.processes import LabError, read_pid, stop_pid
 from tests.lab.responder import free_port
 from tests.lab.sites import lab_sites
 
-APACHE = "/usr/sbin/apache2"
 MODULES = "/usr/lib/apache2/modules"
 
 HTTPD_CONF = """\
@@ -192,14 +191,7 @@ def build(root: Path, pki_dir: Path, flavor: str, port: int) -> dict:
     for path, text in scripts.items():
         path.write_text(text)
         path.chmod(0o755)
-    test = subprocess.run(info["configtest"], capture_output=True, text=True, timeout=60, check=False)
-    if test.returncode != 0:
-        raise LabError(f"the cPanel {flavor} lab tree fails configtest:\n{test.stdout}{test.stderr}")
-    start = subprocess.run(info["start"], capture_output=True, text=True, timeout=60, check=False)
-    if start.returncode != 0:
-        raise LabError(f"apache2 did not start on the cPanel tree:\n{start.stdout}{start.stderr}")
-    info["pid"] = wait_until(lambda: read_pid(p["pid_file"]), 10, f"pid file {p['pid_file']}")
-    wait_until(lambda: port_open(port), 10, f"apache2 on 127.0.0.1:{port}")
+    info["pid"] = start_tree(info["configtest"], info["start"], p["pid_file"], port, f"cPanel {flavor}")
     (root / "cpanel.json").write_text(json.dumps(info, indent=2))
     return info
 

@@ -8,11 +8,10 @@ so configtest and graceful reload are the real binary's.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from tests.lab.apache import APACHE, MODULES, MODULES_DIR, MPM_EVENT, SITE_CONF
-from tests.lab.processes import LabError, port_open, read_pid, stop_pid, wait_until
+from tests.lab.apache import APACHE, MODULES, MODULES_DIR, MPM_EVENT, SITE_CONF, start_tree
+from tests.lab.processes import read_pid, stop_pid
 from tests.lab.sites import Site
 
 HTTPD_CONF = """\
@@ -62,14 +61,7 @@ def build(root: Path, port: int, sites: list[Site]) -> dict:
     info = {key: str(value) for key, value in paths.items()}
     info.update(port=port, pid_file=str(paths["run"] / "httpd.pid"), error_log=str(paths["logs"] / "error_log"),
                 configtest=base + ["-t"], reload=base + ["-k", "graceful"], start=base + ["-k", "start"])
-    test = subprocess.run(info["configtest"], capture_output=True, text=True, timeout=60, check=False)
-    if test.returncode != 0:
-        raise LabError(f"the RHEL-shaped lab tree fails configtest:\n{test.stderr}")
-    started = subprocess.run(info["start"], capture_output=True, text=True, timeout=60, check=False)
-    if started.returncode != 0:
-        raise LabError(f"apache2 did not start on the RHEL-shaped tree:\n{started.stderr}")
-    info["pid"] = wait_until(lambda: read_pid(Path(info["pid_file"])), 10, f"pid file {info['pid_file']}")
-    wait_until(lambda: port_open(port), 10, f"apache2 on 127.0.0.1:{port}")
+    info["pid"] = start_tree(info["configtest"], info["start"], Path(info["pid_file"]), port, "RHEL-shaped")
     (root / "rhel.json").write_text(json.dumps(info, indent=2))
     return info
 
