@@ -193,20 +193,9 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.change import (
-    ChangeError,
-    ChangeRequest,
-    FileSpec,
-    StaplingChange,
-    file_fields,
-    split_command,
-)
-from ansible_collections.ocsp.stapling.plugins.module_utils.nginx_stapling import (
-    PlanError,
-    PlanRequest,
-    classify_configtest,
-    plan,
-)
+from ansible_collections.ocsp.stapling.plugins.module_utils.change import split_command
+from ansible_collections.ocsp.stapling.plugins.module_utils.nginx_preflight import plan_and_check
+from ansible_collections.ocsp.stapling.plugins.module_utils.nginx_stapling import PlanError
 
 ARGUMENT_SPEC = dict(
     config=dict(type="path", default="/etc/nginx/nginx.conf"),
@@ -228,25 +217,6 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def preflight(params: dict, planned: dict) -> tuple[dict, list[str]]:
-    """configtest of the candidate (read-only, the shared shape in check mode) or of the
-    live config when nothing changes; returns (configtest, warnings)."""
-    command = split_command(params["configtest_command"])
-    if not command:
-        return {"ran": False}, []
-    request = ChangeRequest(
-        files=[FileSpec(**file_fields(f)) for f in planned["files"]],
-        configtest_command=command, environment=params["environment"],
-        candidate_validation=params["candidate_validation"], check_mode=True)
-    change = StaplingChange(request)
-    result = change.run()
-    configtest = result.get("configtest") or {"ran": False}
-    if not configtest.get("ran") and not result.get("changed"):
-        rc, out = change._run(command, "configtest")  # nothing changes: report the live config
-        configtest = {"ran": True, "rc": rc, "output": out[-8000:], "method": "live", "passed": rc == 0}
-    return configtest, list(change.warnings)
-
-
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
@@ -256,36 +226,15 @@ def main() -> None:
         _rc, out, err = module.run_command(argv, environ_update=p["environment"])
         version = (out + err).strip()
     try:
-        planned = plan(PlanRequest(
-            config=p["config"], managed_dir=p["managed_dir"], http_include_file=p["http_include_file"],
-            state=p["state"], server_names=p["server_names"], config_files=p["config_files"],
-            tuning=p["tuning"], placement=p["placement"], skip_not_applicable=p["skip_not_applicable"],
-            ca_bundle=p["ca_bundle"], nginx_version=version, verify_host=p["verify_host"]))
+        result = plan_and_check(p, version)
     except PlanError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg=f"Planning the nginx stapling change stopped on an unexpected error: {exc}. "
                              f"Nothing was changed.", exception=traceback.format_exc())
-    configtest, warnings = {"ran": False}, []
-    if not planned["problems"]:
-        try:
-            configtest, warnings = preflight(p, planned)
-        except ChangeError as exc:
-            planned["problems"].append(exc.message)
-    found, blocking = classify_configtest(configtest.get("output", ""), planned["sites"],
-                                          p["fail_on_configtest_warnings"])
-    if configtest.get("ran") and not configtest.get("passed"):
-        what = "the candidate" if configtest.get("method") != "live" else "the live configuration"
-        planned["problems"].append(
-            f"{what} fails nginx's configtest ({' '.join(split_command(p['configtest_command']) or [])}): "
-            f"{configtest.get('output', '').strip()[-1500:]}. Nothing was changed and nothing was reloaded; "
-            f"fix the value named above (nginx_stapling_tuning?) and run again.")
-    planned["problems"].extend(blocking)
-    planned["plan_warnings"] = planned.pop("warnings") + warnings
-    for warning in planned["plan_warnings"]:
+    for warning in result["plan_warnings"]:
         module.warn(warning)
-    module.exit_json(changed=False, configtest=configtest, configtest_warnings=found,
-                     nginx_version=version, **planned)
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":
