@@ -77,6 +77,8 @@ class ActionModule(ActionBase):
         if aia_jobs:
             downloads = self._fetch(task_vars, requests=aia_jobs, ip_version="any", **net)["results"]
             ocsp_check.apply_ca_issuers(entries, aia_jobs, downloads)
+        elif not args["fetch_ca_issuers"]:
+            ocsp_check.skip_ca_issuers(entries)
         jobs = ocsp_check.plan_requests(entries, per_certificate=args["per_certificate"],
                                         nonce=args["nonce"], method=args["method"])
         answers = self._fetch(task_vars, requests=jobs, ip_version=args["ip_version"], **net)["results"] if jobs else []

@@ -45,6 +45,8 @@ class Entry:
     job_id: str | None = None
     representative: bool = False
     request_nonce: bytes | None = None
+    issuer_option: str | None = None              # the issuer option's path, when given
+    ca_issuer_note: str | None = None             # why the AIA caIssuers URL gave no issuer
 
 
 def _decode(file_result: dict) -> bytes:
@@ -89,6 +91,7 @@ def load_entries(paths: list[str], files: dict[str, dict], issuer_path: str | No
             continue
         entry = Entry(path=path, cert=found[0], chain=found[1:])
         entry.responder_url = responder_url or next(iter(certificates.ocsp_urls(entry.cert)), None)
+        entry.issuer_option = issuer_path
         entry.issuer = certificates.find_issuer(entry.cert, entry.chain)
         if entry.issuer is not None:
             entry.issuer_source = "chain"
@@ -117,21 +120,64 @@ def ca_issuer_jobs(entries: list[Entry]) -> list[dict]:
 
 
 def apply_ca_issuers(entries: list[Entry], jobs: list[dict], results: list[dict]) -> None:
-    """Use the downloaded caIssuers certificates as issuers where they fit."""
+    """Use the downloaded caIssuers certificates as issuers where they fit.
+
+    Where none fits, ``ca_issuer_note`` says why (the download's failure, or what it held)
+    for the ``issuer_not_found`` message.
+    """
     by_url: dict[str, list] = {}
+    problems: dict[str, str] = {}
     for job, result in zip(jobs, results):
         if result.get("failure") or not result.get("response"):
+            problems[job["url"]] = (f"downloading its AIA caIssuers URL {job['url']} failed "
+                                    f"({result.get('failure') or 'empty answer'}: {result.get('detail') or 'no content'})")
             continue
         try:
             by_url[job["url"]] = certificates.load_certificates(base64.b64decode(result["response"]))
-        except ValueError:
+        except ValueError as exc:
+            problems[job["url"]] = f"its AIA caIssuers URL {job['url']} served a corrupt certificate ({exc})"
             continue
+        if not by_url[job["url"]]:
+            problems[job["url"]] = f"its AIA caIssuers URL {job['url']} served no certificate (PEM, DER or PKCS#7)"
     for entry in entries:
         if needs_ca_issuer(entry):
-            candidates = [c for url in certificates.ca_issuer_urls(entry.cert) for c in by_url.get(url, [])]
+            urls = certificates.ca_issuer_urls(entry.cert)
+            candidates = [c for url in urls for c in by_url.get(url, [])]
             entry.issuer = certificates.find_issuer(entry.cert, candidates)
             if entry.issuer is not None:
                 entry.issuer_source = "aia"
+            else:
+                notes = [problems.get(url) or f"its AIA caIssuers URL {url} served no certificate that issued it"
+                         for url in urls if url in problems or url in by_url]
+                entry.ca_issuer_note = "; ".join(notes) or None
+
+
+def skip_ca_issuers(entries: list[Entry]) -> None:
+    """With ``fetch_ca_issuers: false``: note the caIssuers URLs that were not downloaded."""
+    for entry in entries:
+        if needs_ca_issuer(entry):
+            urls = [u for u in certificates.ca_issuer_urls(entry.cert) if u.lower().startswith(("http://", "https://"))]
+            if urls:
+                entry.ca_issuer_note = (f"fetch_ca_issuers is false, so its AIA caIssuers URL {urls[0]} was not "
+                                        "downloaded (set fetch_ca_issuers: true to let the host fetch the issuer)")
+
+
+def _issuer_not_found_detail(entry: Entry, issuer_name: str) -> str:
+    """Why no issuer was found, each place looked at, and what to set."""
+    if entry.issuer_option:
+        option = f"the issuer option ({entry.issuer_option}) holds no certificate that issued it"
+    else:
+        option = "no issuer option was given"
+    if entry.ca_issuer_note:
+        aia = entry.ca_issuer_note
+    elif certificates.ca_issuer_urls(entry.cert):
+        aia = ("its AIA caIssuers URLs (" + ", ".join(certificates.ca_issuer_urls(entry.cert))
+               + ") are not http:// or https://, so the host cannot download them")
+    else:
+        aia = "it has no AIA caIssuers URL to download the issuer from"
+    return (f"No issuer certificate for {entry.path} (issued by {issuer_name}): the file holds no matching "
+            f"chain certificate, {option}, and {aia}. Set issuer to the intermediate CA file "
+            "(e.g. the site's chain.pem), or point certificates at the fullchain file.")
 
 
 def plan_requests(entries: list[Entry], per_certificate: bool = False, nonce: bool = False,
@@ -223,10 +269,7 @@ def judge(entries: list[Entry], results: list[dict], now: dt.datetime | None = N
                                 "one in 2025.")
         elif entry.issuer is None:
             record["failure"] = "issuer_not_found"
-            record["detail"] = (f"No issuer certificate for {entry.path} (issued by {info['issuer']}): "
-                                "the file holds no matching chain certificate, the issuer option did not "
-                                "match and no AIA caIssuers download fitted. Set issuer to the "
-                                "intermediate CA file (e.g. the site's chain.pem).")
+            record["detail"] = _issuer_not_found_detail(entry, info["issuer"])
         else:
             verdict = verdicts.get(entry.job_id)
             representative = representatives.get(entry.job_id)

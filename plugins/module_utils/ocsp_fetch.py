@@ -315,6 +315,11 @@ def fetch(url: str, body: bytes | None = None, method: str = "POST", timeout: fl
         result["response"] = base64.b64encode(payload).decode("ascii")
         if status != 200:
             detail = f"the responder answered HTTP {status} {reason}".rstrip()
+            if proxy:
+                detail += f" through proxy {connect_host}:{connect_port}"
+                if status in (502, 503, 504):
+                    detail += (" (a proxy answers this itself when it cannot reach the responder: "
+                               "check the proxy's access to it)")
             if 300 <= status < 400:
                 detail += (f" redirecting to {headers.get('location', '?')}; web servers' OCSP "
                            "clients do not follow redirects, so neither does this check")

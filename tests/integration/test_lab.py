@@ -48,6 +48,45 @@ def signed_by(response: ocsp.OCSPResponse, cert) -> bool:
 
 # -- the responder --------------------------------------------------------------------------
 
+def test_aia_leaf_is_extra_and_its_ca_issuers_url_serves_the_intermediate(tmp_path):
+    """The optional ``aia`` leaf: apart from LEAF_NAMES, reloaded by the responder, answered good."""
+    from cryptography import x509
+    from cryptography.x509.oid import AuthorityInformationAccessOID
+
+    from tests.lab.pki import LEAF_HOSTS, LEAF_NAMES, LabPKI
+    with Lab.start(tmp_path / "lab", servers=(), aia_leaf=True) as lab:
+        assert "aia" not in LEAF_NAMES and "aia" not in LEAF_HOSTS and "aia" not in lab.pki.leaves
+        leaf = lab.pki.extra_leaves["aia"]
+        access = leaf.cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+        urls = {d.access_method: d.access_location.value for d in access}
+        assert urls[AuthorityInformationAccessOID.OCSP] == lab.pki.ocsp_url
+        assert urls[AuthorityInformationAccessOID.CA_ISSUERS] == lab.pki.ca_issuers_url
+        assert lab.pki.ca_issuers_url == f"{lab.responder.url}ca/intermediate.der"
+        assert leaf.chain_path.exists() and leaf.fullchain_path.exists()
+        reloaded = LabPKI.load(lab.pki.directory)
+        assert reloaded.extra_leaves["aia"].serial == leaf.serial
+        assert reloaded.ca_issuers_url == lab.pki.ca_issuers_url and set(reloaded.leaves) == set(LEAF_NAMES)
+        conn = http.client.HTTPConnection("127.0.0.1", lab.responder.port, timeout=5)
+        try:
+            conn.request("GET", "/ca/intermediate.der")
+            resp = conn.getresponse()
+            assert resp.status == 200 and resp.getheader("Content-Type") == "application/pkix-cert"
+            assert x509.load_der_x509_certificate(resp.read()) == lab.pki.intermediate.cert
+        finally:
+            conn.close()
+        request = (ocsp.OCSPRequestBuilder().add_certificate(leaf.cert, lab.pki.intermediate.cert, hashes.SHA1())
+                   .build().public_bytes(serialization.Encoding.DER))
+        status, dummy, body = ask(lab, request)
+        assert ocsp.load_der_ocsp_response(body).certificate_status == ocsp.OCSPCertStatus.GOOD
+        counts = lab.responder.state()["counts"]
+        assert (counts["ca_issuers"], counts["GET"], counts["POST"]) == (1, 0, 1)
+
+
+def test_default_pki_has_no_extra_leaf(responder_lab):
+    assert responder_lab.pki.extra_leaves == {} and responder_lab.pki.ca_issuers_url is None
+    assert not (responder_lab.pki.directory / "aia.crt").exists()
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("name,expected", [("good", ocsp.OCSPCertStatus.GOOD),
                                            ("revoked", ocsp.OCSPCertStatus.REVOKED)])

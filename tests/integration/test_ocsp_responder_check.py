@@ -7,6 +7,7 @@ only the standard library. The controller (ansible itself) runs from the project
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ import pytest
 
 from tests.integration.ansible_run import BIN, REPO, AnsibleRunError, ansible_env
 from tests.lab.lab import Lab
+from tests.lab.proxy import ForwardProxy
 
 TIMEOUT = 2.0
 
@@ -59,7 +61,7 @@ def run_check(args: dict, python: str, check: bool = False, timeout: float = 120
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    with Lab.start(tmp_path_factory.mktemp("ocsp-check") / "lab", servers=()) as running:
+    with Lab.start(tmp_path_factory.mktemp("ocsp-check") / "lab", servers=(), aia_leaf=True) as running:
         yield running
 
 
@@ -195,6 +197,87 @@ def test_issuer_option_combined_file_and_issuer_not_found(lab, bare_python):
     cert = only(result)
     assert cert["failure"] == "issuer_not_found" and "issuer" in cert["detail"]
     assert result["all_reachable"] is False
+
+
+@pytest.fixture
+def proxy():
+    """A forward proxy on 127.0.0.1 (SSLOCSPProxyURL's kind) that records every request line."""
+    with ForwardProxy() as running:
+        yield running
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_proxy_carries_the_request(lab, proxy, bare_python, method):
+    before = lab.responder.state()["counts"][method]
+    result = run_check(leaf_args(lab, "good", proxy=proxy.url, method=method), bare_python)[0]
+    cert = only(result)
+    assert cert["reachable"] is True and cert["cert_status"] == "good", cert["detail"]
+    # Absolute URI to the proxy (not origin form, which this proxy rejects with 400).
+    [line] = proxy.requests
+    assert line.startswith(f"{method} {lab.responder.url}") and line.endswith(" HTTP/1.0"), line
+    assert lab.responder.state()["counts"][method] == before + 1
+    assert result["all_reachable"] is True
+
+
+def test_proxy_refusing_connections_is_named(lab, bare_python):
+    before = lab.responder.state()["counts"]["POST"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound, not listening: the kernel refuses
+        port = sock.getsockname()[1]
+        result = run_check(leaf_args(lab, "good", proxy=f"http://127.0.0.1:{port}"), bare_python)[0]
+    cert = only(result)
+    assert cert["failure"] == "connection_refused" and cert["reachable"] is False, cert["detail"]
+    assert f"proxy 127.0.0.1:{port}" in cert["detail"] and "refused" in cert["detail"]
+    assert result["responders"][0]["failure"] == "connection_refused"
+    assert f"proxy 127.0.0.1:{port}" in result["responders"][0]["detail"]
+    assert lab.responder.state()["counts"]["POST"] == before
+
+
+def test_proxy_that_cannot_reach_the_responder(lab, mode, proxy, bare_python):
+    mode("down")
+    cert = only(run_check(leaf_args(lab, "good", proxy=proxy.url), bare_python)[0])
+    # The proxy is up, so this is its 502, not a refused connection.
+    assert cert["failure"] == "http_error" and cert["attempts"][0]["http_status"] == 502
+    assert f"through proxy 127.0.0.1:{proxy.port}" in cert["detail"], cert["detail"]
+    assert len(proxy.requests) == 1
+
+
+def aia_args(lab, **extra) -> dict:
+    """The aia leaf's own file: no chain in it, no issuer option."""
+    return dict({"certificates": [str(lab.pki.extra_leaves["aia"].cert_path)], "timeout": TIMEOUT}, **extra)
+
+
+def test_fetch_ca_issuers_downloads_the_issuer(lab, bare_python):
+    before = lab.responder.state()["counts"]
+    result = run_check(aia_args(lab, fetch_ca_issuers=True), bare_python)[0]
+    cert = only(result)
+    assert cert["issuer_source"] == "aia", cert["detail"]
+    assert cert["reachable"] is True and cert["cert_status"] == "good" and cert["failure"] is None
+    assert cert["subject"] == "CN=aia.lab.test,O=ocsp.stapling lab"
+    assert result["all_reachable"] is True
+    after = lab.responder.state()["counts"]
+    assert after.get("ca_issuers", 0) == before.get("ca_issuers", 0) + 1
+    assert after["POST"] == before["POST"] + 1
+
+
+def test_fetch_ca_issuers_goes_through_the_proxy(lab, proxy, bare_python):
+    cert = only(run_check(aia_args(lab, proxy=proxy.url), bare_python)[0])  # fetch_ca_issuers defaults to true
+    assert cert["issuer_source"] == "aia" and cert["cert_status"] == "good", cert["detail"]
+    assert proxy.requests == [f"GET {lab.pki.ca_issuers_url} HTTP/1.0", f"POST {lab.responder.url} HTTP/1.0"]
+
+
+def test_without_fetch_ca_issuers_the_issuer_is_not_found(lab, bare_python):
+    before = lab.responder.state()["counts"]
+    result = run_check(aia_args(lab, fetch_ca_issuers=False), bare_python)[0]
+    cert = only(result)
+    assert cert["failure"] == "issuer_not_found" and cert["reachable"] is None and cert["issuer_source"] is None
+    detail = cert["detail"]
+    assert str(lab.pki.extra_leaves["aia"].cert_path) in detail
+    assert "fetch_ca_issuers is false" in detail and lab.pki.ca_issuers_url in detail, detail
+    assert "Set issuer to the intermediate CA file" in detail and "no issuer option was given" in detail
+    assert result["all_reachable"] is False and result["responders"] == []
+    after = lab.responder.state()["counts"]
+    assert (after.get("ca_issuers", 0), after["POST"]) == (before.get("ca_issuers", 0), before["POST"])
 
 
 def test_bad_paths_fail_with_the_file_named(lab, bare_python, tmp_path):

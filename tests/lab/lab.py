@@ -22,7 +22,7 @@ from tests.lab.nginx import NginxInstance
 from tests.lab.pki import LEAF_HOSTS, LabPKI
 from tests.lab.probe import Staple, probe
 from tests.lab.processes import LabError, pid_alive, port_open, stop_pid, wait_until
-from tests.lab.responder import free_port
+from tests.lab.responder import CA_ISSUERS_PATH, free_port
 from tests.lab.sites import Site, lab_sites
 from tests.lab.sites import extra_sites as make_extra_sites
 
@@ -105,12 +105,18 @@ class Lab:
     def start(cls, directory: Path | str, servers: tuple[str, ...] = ("nginx", "apache"),
               sites: list[Site] | None = None, validity: int = 3600,
               apache_options: dict | None = None, nginx_options: dict | None = None,
-              engine: str = "cryptography", extra_sites: int = 0) -> "Lab":
-        """``extra_sites``: that many more vhosts (``good0.lab.test``...) serving the good leaf."""
+              engine: str = "cryptography", extra_sites: int = 0, aia_leaf: bool = False) -> "Lab":
+        """``extra_sites``: that many more vhosts (``good0.lab.test``...) serving the good leaf.
+
+        ``aia_leaf``: also make ``pki.extra_leaves["aia"]``, whose AIA caIssuers URL is the
+        responder's ``/ca/intermediate.der`` (no web server serves it).
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         ocsp_port, control_port = free_port(), free_port()
-        pki = LabPKI.create(directory / "pki", ocsp_url=f"http://127.0.0.1:{ocsp_port}/")
+        ca_issuers_url = f"http://127.0.0.1:{ocsp_port}{CA_ISSUERS_PATH}" if aia_leaf else None
+        pki = LabPKI.create(directory / "pki", ocsp_url=f"http://127.0.0.1:{ocsp_port}/",
+                            ca_issuers_url=ca_issuers_url)
         responder = ResponderProcess(directory / "pki", ocsp_port, control_port, validity=validity,
                                      engine=engine, log=directory / "responder.log")
         lab = cls(directory, pki, responder, None, None)

@@ -7,6 +7,12 @@ Leaves (``LabPKI.leaves[name]``):
 - ``muststaple``: carries the TLS feature extension status_request (OCSP Must-Staple);
 - ``revoked``: listed as revoked by the lab responder.
 
+``LabPKI.create(..., ca_issuers_url=URL)`` adds one more leaf, kept apart in
+``LabPKI.extra_leaves`` so the web servers' site lists (:data:`LEAF_HOSTS`) do not change:
+
+- ``aia`` (``aia.lab.test``): like ``good``, plus an AIA caIssuers URL (where the lab
+  responder serves the intermediate, DER) for finding the issuer of a lone leaf.
+
 Every leaf is written the way web servers read them: ``<name>.crt`` (leaf only),
 ``<name>.key``, ``<name>.chain.pem`` (intermediate), ``<name>.fullchain.pem`` (leaf +
 intermediate) and ``<name>.combined`` (key + leaf + intermediate, as cPanel stores them).
@@ -26,6 +32,8 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 LEAF_NAMES = ("good", "nourl", "muststaple", "revoked")
 # The domain each leaf serves; SNI picks the site.
 LEAF_HOSTS = {name: f"{name}.lab.test" for name in LEAF_NAMES}
+# Leaves made only on request, never served by the lab's web servers.
+EXTRA_LEAF_HOSTS = {"aia": "aia.lab.test"}
 
 
 def _name(common_name: str) -> x509.Name:
@@ -87,7 +95,8 @@ class LabPKI:
 
     def __init__(self, directory: Path, ocsp_url: str, root: Issued, intermediate: Issued,
                  ocsp_signer: Issued, leaves: dict[str, Issued], revoked: dict[int, dt.datetime],
-                 rogue: Issued):
+                 rogue: Issued, extra_leaves: dict[str, Issued] | None = None,
+                 ca_issuers_url: str | None = None):
         self.directory = directory
         self.ocsp_url = ocsp_url
         self.root = root
@@ -97,10 +106,19 @@ class LabPKI:
         self.revoked = revoked
         # A key and self-signed certificate nobody trusts: the responder's `badsig` mode signs with it.
         self.rogue = rogue
+        # Leaves outside LEAF_NAMES (``aia``), present only when asked for at creation.
+        self.extra_leaves = extra_leaves or {}
+        self.ca_issuers_url = ca_issuers_url
+
+    def all_leaves(self) -> dict[str, Issued]:
+        """The standard leaves and the extra ones: everything the responder knows about."""
+        return {**self.leaves, **self.extra_leaves}
 
     # -- building -------------------------------------------------------------------
     @classmethod
-    def create(cls, directory: Path | str, ocsp_url: str, validity_days: int = 30) -> "LabPKI":
+    def create(cls, directory: Path | str, ocsp_url: str, validity_days: int = 30,
+               ca_issuers_url: str | None = None) -> "LabPKI":
+        """``ca_issuers_url``: also make the ``aia`` leaf, whose AIA caIssuers points there."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
@@ -132,6 +150,10 @@ class LabPKI:
         for name in LEAF_NAMES:
             leaves[name] = cls._leaf(name, int_cert, int_key, ocsp_url if name != "nourl" else None,
                                      must_staple=(name == "muststaple"), now=now, until=until)
+        extra_leaves = {}
+        if ca_issuers_url:
+            extra_leaves["aia"] = cls._leaf("aia", int_cert, int_key, ocsp_url, must_staple=False,
+                                            now=now, until=until, ca_issuers_url=ca_issuers_url)
 
         rogue_key = _key()
         rogue_cert = cls._ca_cert(_name("Rogue Signer"), rogue_key, _name("Rogue Signer"), rogue_key,
@@ -139,7 +161,8 @@ class LabPKI:
         rogue = Issued("rogue", rogue_cert, rogue_key)
 
         revoked = {leaves["revoked"].serial: now}
-        pki = cls(directory, ocsp_url, root, intermediate, ocsp_signer, leaves, revoked, rogue)
+        pki = cls(directory, ocsp_url, root, intermediate, ocsp_signer, leaves, revoked, rogue,
+                  extra_leaves, ca_issuers_url)
         pki._write()
         return pki
 
@@ -167,9 +190,10 @@ class LabPKI:
         )
 
     @classmethod
-    def _leaf(cls, name, issuer_cert, issuer_key, ocsp_url, must_staple, now, until) -> Issued:
+    def _leaf(cls, name, issuer_cert, issuer_key, ocsp_url, must_staple, now, until,
+              ca_issuers_url: str | None = None) -> Issued:
         key = _key()
-        host = LEAF_HOSTS[name]
+        host = LEAF_HOSTS.get(name) or EXTRA_LEAF_HOSTS[name]
         builder = (
             cls._builder(_name(host), key, issuer_cert.subject, now, until)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -178,11 +202,15 @@ class LabPKI:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
                            critical=False)
         )
+        access = []
         if ocsp_url:
-            builder = builder.add_extension(x509.AuthorityInformationAccess([
-                x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
-                                       x509.UniformResourceIdentifier(ocsp_url)),
-            ]), critical=False)
+            access.append(x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
+                                                 x509.UniformResourceIdentifier(ocsp_url)))
+        if ca_issuers_url:
+            access.append(x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
+                                                 x509.UniformResourceIdentifier(ca_issuers_url)))
+        if access:
+            builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
         if must_staple:
             builder = builder.add_extension(x509.TLSFeature([x509.TLSFeatureType.status_request]),
                                             critical=False)
@@ -194,7 +222,7 @@ class LabPKI:
         for item in (self.root, self.intermediate, self.ocsp_signer, self.rogue):
             item.files["crt"] = self._put(d / f"{item.name}.crt", _pem(item.cert))
             item.files["key"] = self._put(d / f"{item.name}.key", _pem_key(item.key), mode=0o600)
-        for leaf in self.leaves.values():
+        for leaf in self.all_leaves().values():
             crt, key = _pem(leaf.cert), _pem_key(leaf.key)
             leaf.files["crt"] = self._put(d / f"{leaf.name}.crt", crt)
             leaf.files["key"] = self._put(d / f"{leaf.name}.key", key, mode=0o600)
@@ -206,6 +234,8 @@ class LabPKI:
         self._put(d / "trusted-chain.pem", int_pem + _pem(self.root.cert))
         (d / "index.json").write_text(json.dumps({
             "ocsp_url": self.ocsp_url,
+            "ca_issuers_url": self.ca_issuers_url,
+            "extra_leaves": sorted(self.extra_leaves),
             "revoked": {str(serial): when.isoformat() for serial, when in self.revoked.items()},
         }, indent=2))
 
@@ -233,7 +263,9 @@ class LabPKI:
 
         revoked = {int(s): dt.datetime.fromisoformat(w) for s, w in index["revoked"].items()}
         return cls(d, index["ocsp_url"], read("root"), read("intermediate"), read("ocsp-signer"),
-                   {name: read(name) for name in LEAF_NAMES}, revoked, read("rogue"))
+                   {name: read(name) for name in LEAF_NAMES}, revoked, read("rogue"),
+                   {name: read(name) for name in index.get("extra_leaves", [])},
+                   index.get("ca_issuers_url"))
 
     @property
     def ca_bundle(self) -> Path:

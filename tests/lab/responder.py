@@ -16,7 +16,10 @@ tryLater), ``badsig`` (signed by a key the issuer never certified), ``slow`` (an
 ``delay`` seconds), ``expired`` (a correctly signed response whose nextUpdate has passed).
 
 Answers GET (RFC 6960 appendix A.1, as nginx asks) and POST (as Apache asks) with
-``Content-Type: application/ocsp-response`` (nginx rejects anything else). With
+``Content-Type: application/ocsp-response`` (nginx rejects anything else). ``GET
+/ca/intermediate.der`` is not OCSP: it serves the intermediate CA certificate (DER), the
+AIA caIssuers download of the ``aia`` leaf, in every mode but ``down`` (counted as
+``ca_issuers``, not ``GET``). With
 ``--engine openssl`` the answer is produced by ``openssl ocsp`` (the reference
 implementation) from an index file, this process only carrying the HTTP.
 """
@@ -47,6 +50,7 @@ from tests.lab.pki import LabPKI
 MODES = ("good", "down", "hang", "garbage", "http500", "trylater", "badsig", "slow", "expired")
 HANG_LIMIT = 120.0  # a hung request is released after this long, or when the mode changes
 MAX_REQUEST = 64 * 1024
+CA_ISSUERS_PATH = "/ca/intermediate.der"  # where the aia leaf's caIssuers URL points
 
 
 class ResponderState:
@@ -94,7 +98,7 @@ def build_response(state: ResponderState, request_der: bytes, mode: str) -> byte
     if req.issuer_key_hash != expected_key_hash:
         return ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(
             serialization.Encoding.DER)
-    leaf = next((item for item in pki.leaves.values() if item.serial == req.serial_number), None)
+    leaf = next((item for item in pki.all_leaves().values() if item.serial == req.serial_number), None)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     this_update = now - dt.timedelta(minutes=1)
     next_update = now + dt.timedelta(seconds=state.validity)
@@ -158,7 +162,7 @@ def openssl_response(state: ResponderState, request_der: bytes) -> bytes:
         tmpdir = Path(tmp)
         index = tmpdir / "index.txt"
         lines = []
-        for leaf in pki.leaves.values():
+        for leaf in pki.all_leaves().values():
             expiry = leaf.cert.not_valid_after_utc.strftime("%y%m%d%H%M%SZ")
             serial = format(leaf.serial, "X")
             if len(serial) % 2:
@@ -190,6 +194,11 @@ class OCSPHandler(BaseHTTPRequestHandler):
         return
 
     def do_GET(self):
+        if self.path.split("?", 1)[0] == CA_ISSUERS_PATH:
+            self.state.count("ca_issuers")
+            self._send(200, self.state.pki.intermediate.cert.public_bytes(serialization.Encoding.DER),
+                       "application/pkix-cert")
+            return
         self.state.count("GET")
         path = self.path.split("?", 1)[0].lstrip("/")
         # The last path segment is the url-encoded base64 DER request (RFC 6960 A.1).

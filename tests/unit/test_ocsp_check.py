@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.ocsp.stapling.plugins.module_utils import ocsp_check
+from tests.lab.pki import LabPKI
 from tests.unit.ocsp_helpers import make_pki, respond
 
 
@@ -111,3 +113,73 @@ def test_action_plugin_without_cryptography_on_the_controller():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
                           cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
     assert done.stdout.strip() == "ok", done.stderr
+
+
+# -- the issuer from the AIA caIssuers URL -----------------------------------------------------
+
+CA_ISSUERS_URL = "http://127.0.0.1:9/ca/intermediate.der"
+
+
+@pytest.fixture(scope="module")
+def aia_pki(tmp_path_factory):
+    return LabPKI.create(tmp_path_factory.mktemp("check-aia") / "pki", ocsp_url="http://127.0.0.1:9/ocsp",
+                         ca_issuers_url=CA_ISSUERS_URL)
+
+
+def aia_entries(aia_pki):
+    leaf = aia_pki.extra_leaves["aia"].cert_path
+    return ocsp_check.load_entries([str(leaf)], files_for(leaf))
+
+
+def download(job, data=None, failure=None, detail=""):
+    return dict(answer(job, data, failure, detail), method="GET")
+
+
+def test_ca_issuers_download_supplies_the_issuer(aia_pki):
+    entries = aia_entries(aia_pki)
+    jobs = ocsp_check.ca_issuer_jobs(entries)
+    assert jobs == [{"id": "aia0", "url": CA_ISSUERS_URL, "body": None, "method": "GET"}]
+    der = aia_pki.intermediate.cert.public_bytes(serialization.Encoding.DER)
+    ocsp_check.apply_ca_issuers(entries, jobs, [download(jobs[0], der)])
+    assert entries[0].issuer_source == "aia" and entries[0].issuer == aia_pki.intermediate.cert
+    [request] = ocsp_check.plan_requests(entries)
+    out = ocsp_check.judge(entries, [answer(request, respond(aia_pki, cert=aia_pki.extra_leaves["aia"].cert))])
+    assert out["certificates"][0]["cert_status"] == "good" and out["all_reachable"] is True
+
+
+@pytest.mark.parametrize("result, words", [
+    ({"failure": "connection_refused", "detail": "127.0.0.1:9 refused the connection."},
+     ["downloading its AIA caIssuers URL", "failed (connection_refused", "refused the connection"]),
+    ({"der": "root"}, ["served no certificate that issued it"]),
+    ({"der": b"not a certificate"}, ["served no certificate (PEM, DER or PKCS#7)"]),
+])
+def test_ca_issuers_download_that_does_not_fit_says_why(aia_pki, result, words):
+    entries = aia_entries(aia_pki)
+    [job] = ocsp_check.ca_issuer_jobs(entries)
+    der = result.get("der")
+    if der == "root":
+        der = aia_pki.root.cert.public_bytes(serialization.Encoding.DER)
+    ocsp_check.apply_ca_issuers(entries, [job], [download(job, der, result.get("failure"), result.get("detail", ""))])
+    assert entries[0].issuer is None
+    record = ocsp_check.judge(entries, [])["certificates"][0]
+    assert record["failure"] == "issuer_not_found"
+    for word in words + [CA_ISSUERS_URL, "Set issuer to the intermediate CA file"]:
+        assert word in record["detail"], record["detail"]
+
+
+def test_fetch_ca_issuers_off_says_so(aia_pki):
+    entries = aia_entries(aia_pki)
+    ocsp_check.skip_ca_issuers(entries)
+    record = ocsp_check.judge(entries, [])["certificates"][0]
+    assert record["failure"] == "issuer_not_found"
+    assert f"fetch_ca_issuers is false, so its AIA caIssuers URL {CA_ISSUERS_URL} was not downloaded" in record["detail"]
+    assert "no issuer option was given" in record["detail"]
+
+
+def test_issuer_not_found_without_a_ca_issuers_url_names_the_issuer_option(pki):
+    leaf, wrong = pki.leaves["good"].cert_path, pki.root.cert_path
+    entries = ocsp_check.load_entries([str(leaf)], files_for(leaf, wrong), issuer_path=str(wrong))
+    ocsp_check.skip_ca_issuers(entries)  # nothing to skip: no caIssuers URL
+    detail = ocsp_check.judge(entries, [])["certificates"][0]["detail"]
+    assert f"the issuer option ({wrong}) holds no certificate that issued it" in detail
+    assert "it has no AIA caIssuers URL" in detail and "fetch_ca_issuers" not in detail

@@ -344,3 +344,126 @@ def test_both_with_an_ip_literal_tests_only_its_family():
     assert ocsp_fetch.families("both", "http://ocsp.example.test/") == ["4", "6"]
     assert ocsp_fetch.families("both", "http://127.0.0.1/", proxy="http://proxy.test:3128") == ["4", "6"]
     assert ocsp_fetch.families("6", "http://127.0.0.1/") == ["6"]
+
+
+# -- through a proxy: absolute URI for http://, CONNECT for https:// ------------------------------
+
+def test_refusing_proxy_is_named():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        result = ocsp_fetch.fetch("http://ocsp.example.invalid/", b"x", proxy=f"http://127.0.0.1:{port}")
+    assert result["failure"] == "connection_refused"
+    assert result["detail"].startswith(f"proxy 127.0.0.1:{port} (127.0.0.1) refused the connection")
+
+
+def test_proxy_without_scheme_and_its_error_status_is_attributed(serve):
+    proxy = serve(http("502 Bad Gateway", b"no route", "text/plain"))
+    result = ocsp_fetch.fetch("http://ocsp.example.invalid:8080/x", b"x", proxy=f"127.0.0.1:{proxy.port}")
+    assert proxy.received[0].startswith(b"POST http://ocsp.example.invalid:8080/x HTTP/1.0\r\n")
+    assert b"Host: ocsp.example.invalid:8080\r\n" in proxy.received[0]
+    assert result["failure"] == "http_error" and result["http_status"] == 502
+    assert f"through proxy 127.0.0.1:{proxy.port}" in result["detail"]
+    assert "cannot reach the responder" in result["detail"]
+
+
+def test_https_through_a_proxy_asks_for_a_connect_tunnel(serve):
+    proxy = serve(http("403 Forbidden", b"", "text/plain"))
+    result = ocsp_fetch.fetch("https://ocsp.example.invalid/ocsp", b"REQ", proxy=f"http://127.0.0.1:{proxy.port}")
+    assert proxy.received[0].startswith(b"CONNECT ocsp.example.invalid:443 HTTP/1.0\r\n")
+    assert b"POST" not in proxy.received[0]  # nothing in clear text before the tunnel
+    assert result["failure"] == "http_error"
+    assert "refused to tunnel to ocsp.example.invalid:443" in result["detail"] and "403" in result["detail"]
+
+
+def _tls_identity(directory):
+    """A CA and a server certificate for IP 127.0.0.1 signed by it; returns (ca, cert, key) paths."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test TLS CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+def test_https_through_a_proxy_tunnels_tls_end_to_end(tmp_path, monkeypatch):
+    """CONNECT through a real forwarding proxy, TLS with the origin inside the tunnel."""
+    from tests.lab.proxy import ForwardProxy
+
+    ca_path, cert_path, key_path = _tls_identity(tmp_path)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(str(cert_path), str(key_path))
+    received = []
+
+    def origin(conn, server):
+        with server_context.wrap_socket(conn, server_side=True) as tls:
+            data = b""
+            while b"\r\n\r\n" not in data or not data.endswith(b"REQ"):
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            received.append(data)
+            tls.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/ocsp-response\r\nContent-Length: 4\r\n\r\nRESP")
+
+    class TLSServer(RawServer):
+        def _handle(self, conn):  # TLS first: no plain-text read before the handshake
+            conn.settimeout(5)
+            try:
+                self.reply(conn, self)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    server = TLSServer(origin)
+    original = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **k: original(cafile=str(ca_path)))
+    try:
+        with ForwardProxy(timeout=5) as proxy:
+            result = ocsp_fetch.fetch(f"https://127.0.0.1:{server.port}/ocsp", b"REQ", timeout=5, proxy=proxy.url)
+            assert proxy.requests == [f"CONNECT 127.0.0.1:{server.port} HTTP/1.0"]
+    finally:
+        server.close()
+    assert result["failure"] is None, result["detail"]
+    assert base64.b64decode(result["response"]) == b"RESP"
+    assert result["port"] == proxy.port and result["address"] == "127.0.0.1"
+    # Inside the tunnel the request is in origin form, to the origin's Host.
+    assert received[0].startswith(b"POST /ocsp HTTP/1.0\r\n")
+    assert f"Host: 127.0.0.1:{server.port}\r\n".encode() in received[0]
+
+
+def test_forward_proxy_rejects_origin_form(serve):
+    """The lab proxy fails loudly when a client forgets it talks to a proxy."""
+    from tests.lab.proxy import ForwardProxy
+
+    target = serve(http())
+    with ForwardProxy() as proxy:
+        result = ocsp_fetch.fetch(f"{proxy.url}/", b"x")  # origin form, straight at the proxy
+        forwarded = ocsp_fetch.fetch(url(target, "/ocsp"), b"x", proxy=proxy.url)
+    assert result["http_status"] == 400 and proxy.requests[0] == "POST / HTTP/1.0"
+    assert forwarded["failure"] is None and target.received[0].startswith(b"POST /ocsp HTTP/1.1\r\n")
