@@ -38,7 +38,6 @@ SSLUseStapling On
 """
 
 
-
 def build(root: Path, port: int, sites: list[Site]) -> dict:
     """Write the tree, start apache2 on it and return its paths and commands."""
     server_root = root / "etc" / "httpd"
