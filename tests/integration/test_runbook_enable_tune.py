@@ -239,4 +239,3 @@ def test_tune_applies_the_tuning_where_stapling_is_on_and_is_idempotent(lab_on, 
     assert "SSLStaplingFakeTryLater" not in directives, directives
     apache_configtest(lab)
     assert lab.probe("apache", "good").verdict == "good"
-
