@@ -29,6 +29,7 @@ States:
 """
 from __future__ import annotations
 
+import base64
 import fnmatch
 import os
 import re
@@ -37,7 +38,7 @@ from typing import Any
 
 from ansible_collections.ocsp.stapling.plugins.module_utils import dialect_apache
 from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path
-from ansible_collections.ocsp.stapling.plugins.module_utils.managed_block import apply_block, decode
+from ansible_collections.ocsp.stapling.plugins.module_utils.managed_block import apply_block, decode, encode
 
 STATES = ("enabled", "disabled", "restored", "absent")
 REPLACED_PREFIX = "# ocsp.stapling replaced: "
@@ -201,7 +202,6 @@ class Plan:
         self.root = req.root
         self.overlay: dict[str, str | None] = {}
         self.original: dict[str, str | None] = {}
-        self.blocks: list[dict] = []     # managed blocks (cPanel, and nothing else)
         self.links: list[dict] = []
         self.problems: list[str] = []
         self.warnings: list[str] = []
@@ -391,18 +391,16 @@ class Plan:
             self._block(path, DISABLE_MARKER, ["SSLUseStapling Off"] if req.state == "disabled" else [], ifmodule)
 
     def _block(self, path: str, marker: str, lines: list[str], ifmodule: str) -> None:
-        for existing in self.blocks:
-            if existing["path"] == path and existing["marker"] == marker:
-                self.blocks.remove(existing)
+        """Put (or take out) one marked block in a cPanel include file, the rest kept byte for byte."""
         body = []
         if lines and self.req.reason:
             body.append("# Reason: %s" % " ".join(self.req.reason.split()))
         body += ["<IfModule %s>" % ifmodule] + ["    " + line for line in lines] + ["</IfModule>"]
-        self.blocks.append({"path": path, "marker": marker, "block": "\n".join(body) + "\n",
-                            "state": "present" if lines else "absent"})
-        text = self.text(path) or ""
-        new = apply_block(text, "\n".join(body) + "\n", "present" if lines else "absent", marker=marker)
-        if new != text:
+        text = self.text(path)
+        if text is None and not lines:
+            return
+        new = apply_block(text or "", "\n".join(body) + "\n", "present" if lines else "absent", marker=marker)
+        if new != (text or ""):
             self.write(path, new)
 
     # -- settling: edit what wins until every TLS vhost has the switch asked for ----------
@@ -476,18 +474,14 @@ class Plan:
 
     def _result(self, live, candidate: CandidateConfig) -> dict[str, Any]:
         files = []
-        block_paths = {b["path"] for b in self.blocks}
-        for block in self.blocks:
-            files.append({"path": self._view(self._real(block["path"])), "block": block["block"],
-                          "marker": block["marker"], "state": block["state"]})
         for real, text in self.overlay.items():
             view = self._view(real)
-            if any(self._real(p) == real for p in block_paths):
+            if text == self.original.get(real):
                 continue
             if text is None:
                 files.append({"path": view, "state": "absent"})
             else:
-                files.append({"path": view, "content": text, "state": "present"})
+                files.append(file_entry(view, text))
         sites = []
         for vhost in candidate.tls_virtual_hosts():
             setting = vhost.lookup("SSLUseStapling")
@@ -559,6 +553,15 @@ def scan_vhost_includes(path: str, start: int) -> list[tuple[int, str]]:
         if match:
             out.append((number, match.group(2)))
     return out
+
+
+def file_entry(path: str, text: str) -> dict[str, Any]:
+    """A ``stapling_change`` file entry; base64 when the text carries bytes that are not UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return {"path": path, "content_base64": base64.b64encode(encode(text)).decode("ascii"), "state": "present"}
+    return {"path": path, "content": text, "state": "present"}
 
 
 def plan(req: ApachePlanRequest) -> dict[str, Any]:

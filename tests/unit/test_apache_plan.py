@@ -1,6 +1,7 @@
 """The Apache plan on Debian-shaped trees: symlinked sites and confs, per-vhost switches."""
 from __future__ import annotations
 
+import base64
 import os
 
 import pytest
@@ -83,9 +84,11 @@ def apply(tree, result):
             if path.exists():
                 path.unlink()
         else:
-            assert "content" in item, item
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(item["content"])
+            if "content_base64" in item:
+                path.write_bytes(base64.b64decode(item["content_base64"]))
+            else:
+                path.write_text(item["content"])
     for item in result["links"]:
         path = tree / item["path"].lstrip("/")
         if path.is_symlink():
@@ -211,3 +214,16 @@ def test_tuning_dict_is_checked():
     req = ApachePlanRequest(state="enabled", layout="debian", main_config="/x", tuning={"Listen": 80})
     with pytest.raises(PlanError, match="SSLStapling"):
         apache_plan.Plan(req).tuning()
+
+
+def test_a_vhost_file_with_latin1_bytes_is_edited_and_restored_byte_for_byte(tree):
+    a = site(tree, "a.example", "\t\tSSLUseStapling on\n")
+    a.write_bytes(b"# caf\xe9\n" + a.read_bytes())
+    before = snapshot(tree)
+    result = apache_plan.plan(request(tree, "disabled"))
+    assert [sorted(f) for f in result["files"]] == [["content_base64", "path", "state"]]
+    apply(tree, result)
+    assert a.read_bytes().startswith(b"# caf\xe9\n")
+    assert b"SSLUseStapling Off" in a.read_bytes()
+    apply(tree, apache_plan.plan(request(tree, "restored")))
+    assert snapshot(tree) == before
