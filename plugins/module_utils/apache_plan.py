@@ -16,9 +16,11 @@ States:
     restore any line this collection replaced, then the role's server-scope settings
     (cache when none exists, tuning, ``SSLUseStapling On``).
 ``disabled``
-    turn stapling off where it is on. Debian/RHEL: every ``SSLUseStapling on`` that wins
-    for a TLS virtual host is replaced in place, marked (the original is kept on the line
-    above), so ``restored`` gives the file back byte for byte. cPanel: never ``httpd.conf``
+    turn stapling off where it is on. Debian/RHEL: ``SSLUseStapling Off`` at server scope
+    in the role's snippet (a file of its own when the role has none yet), then every
+    ``SSLUseStapling on`` that still wins for a TLS virtual host (its own line, or a
+    server-scope line read later) is replaced in place, marked (the original is kept on the
+    line above), so ``restored`` gives every file back byte for byte. cPanel: never ``httpd.conf``
     (cPanel regenerates it); an ``Off`` block in the include files read after its stapling
     block and, for a virtual host that sets ``on`` itself, in its userdata include.
 ``restored``
@@ -55,6 +57,7 @@ RESILIENT = {
     "SSLStaplingErrorCacheTimeout": 60,
     "SSLStaplingFakeTryLater": "off",
 }
+DISABLE_HEADER = "# Managed by ocsp.stapling: stapling turned off by a disable; state=restored removes it.\n"
 USERDATA_HEADER = "# Managed by ocsp.stapling: stapling off for this site; state=restored removes it.\n"
 _REPLACED = re.compile(r"^([ \t]*)" + re.escape(REPLACED_PREFIX) + r"(.*)$")
 _INCLUDE = re.compile(r"(?i)^\s*Include(Optional)?\s+\"?([^\"\s]+)")
@@ -279,13 +282,22 @@ class Plan:
         req = self.req
         if not req.snippet:
             raise PlanError("The %s layout needs the snippet path (apache_stapling_%s_snippet)." % (req.layout, req.layout))
-        if req.state == "absent":
+        current = self.text(req.snippet)
+        if req.state == "absent" or (req.state == "restored" and current is not None
+                                     and current.startswith(DISABLE_HEADER)):
             self.write(req.snippet, None)
             if req.link:
                 self.links.append({"path": req.link, "src": req.link_src, "state": "absent"})
             return
+        if req.state == "disabled" and current is None:
+            # The role owns no snippet yet: an Off at server scope in a file of its own keeps
+            # the operator's files untouched wherever the server scope decides.
+            self.write(req.snippet, DISABLE_HEADER + self._render_body(["SSLUseStapling Off"]))
+            if req.link:
+                self.links.append({"path": req.link, "src": req.link_src, "state": "present"})
+            return
         if req.state != "enabled":
-            return  # disabled / restored never rewrite the snippet: what it held is kept
+            return  # the role's own snippet is edited like any file by _settle, so restored gives it back
         own = self._real(req.snippet)
         cache = next((d for d in live.find("SSLStaplingCache")
                       if self._real(d.file) != own and not self._in_vhost(live, d)), None)
@@ -335,8 +347,11 @@ class Plan:
         return {k: ("on" if v is True else "off" if v is False else v) for k, v in tuning.items()}
 
     def _render_snippet(self, directives: list[str]) -> str:
+        return ("# Managed by ocsp.stapling (role ocsp.stapling.apache); state=absent removes it.\n"
+                + self._render_body(directives + ["SSLUseStapling On"]))
+
+    def _render_body(self, directives: list[str]) -> str:
         lines = [
-            "# Managed by ocsp.stapling (role ocsp.stapling.apache); state=absent removes it.",
             "# OCSP stapling, server scope. This file sorts after the other conf snippets so these",
             "# directives win over earlier server-scope ones; a <VirtualHost> that sets its own",
             "# SSLUseStapling still overrides it.",
@@ -344,7 +359,7 @@ class Plan:
         if self.req.reason:
             lines.append("# Reason: %s" % " ".join(self.req.reason.split()))
         lines.append("<IfModule ssl_module>")
-        lines.extend("    " + d for d in directives + ["SSLUseStapling On"])
+        lines.extend("    " + d for d in directives)
         lines.append("</IfModule>")
         return "\n".join(lines) + "\n"
 

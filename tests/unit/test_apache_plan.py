@@ -118,7 +118,8 @@ def test_disable_replaces_each_vhost_switch_behind_the_symlink(tree):
     assert result["problems"] == []
     paths = sorted(f["path"] for f in result["files"])
     # The real files, not the sites-enabled symlinks (a rename would replace the link).
-    assert paths == ["/etc/apache2/sites-available/a.example.conf", "/etc/apache2/sites-available/b.example.conf"]
+    assert paths == ["/etc/apache2/conf-available/zz-ocsp-stapling.conf",
+                     "/etc/apache2/sites-available/a.example.conf", "/etc/apache2/sites-available/b.example.conf"]
     assert all(s["stapling"] == "off" for s in result["sites"]), result["sites"]
     apply(tree, result)
     assert os.path.islink(tree / "etc/apache2/sites-enabled/a.example.conf")
@@ -130,29 +131,55 @@ def test_disable_replaces_each_vhost_switch_behind_the_symlink(tree):
     assert snapshot(tree) == before
 
 
-def test_disable_edits_only_the_winning_server_scope_line(tree):
+def test_server_scope_on_is_overridden_by_the_role_snippet_operator_files_untouched(tree):
     site(tree, "a.example")
-    first = conf(tree, "10-stapling", "SSLStaplingCache shmcb:/run/ocsp(128000)\nSSLUseStapling on\n")
-    second = conf(tree, "20-stapling", "<IfModule ssl_module>\n  SSLUseStapling On\n</IfModule>\n")
+    operator = conf(tree, "stapling", "SSLStaplingCache shmcb:/run/ocsp(128000)\nSSLUseStapling on\n")
+    before = snapshot(tree)
+
+    result = apache_plan.plan(request(tree, "disabled"))
+    assert [f["path"] for f in result["files"]] == ["/etc/apache2/conf-available/zz-ocsp-stapling.conf"]
+    apply(tree, result)
+    assert "replaced" not in operator.read_text()
+    assert "/zz-ocsp-stapling.conf:6 SSLUseStapling Off" in result["sites"][0]["winner"]
+    assert result["sites"][0]["stapling"] == "off"
+    apply(tree, apache_plan.plan(request(tree, "restored")))
+    assert snapshot(tree) == before
+
+
+def test_a_server_scope_on_read_after_the_snippet_is_replaced(tree):
+    site(tree, "a.example", "")
+    later = tree / "etc/apache2/sites-available/zz-late.conf"
+    write(later, "<IfModule ssl_module>\n  SSLUseStapling On\n</IfModule>\n")
+    link(tree / "etc/apache2/sites-enabled/zz-late.conf", "../sites-available/zz-late.conf")
     before = snapshot(tree)
 
     result = apache_plan.plan(request(tree, "disabled"))
     apply(tree, result)
-
-    assert "# ocsp.stapling replaced: SSLUseStapling On" in second.read_text()
-    # The later Off line wins over the earlier on: that one is left as the operator wrote it.
-    assert "replaced" not in first.read_text()
-    assert [s["stapling"] for s in result["sites"]] == ["off"]
-    assert result["sites"][0]["winner"].startswith("/etc/apache2/conf-available/20-stapling.conf:3 SSLUseStapling Off")
+    assert "  # ocsp.stapling replaced: SSLUseStapling On\n  SSLUseStapling Off\n" in later.read_text()
+    assert result["sites"][0]["winner"].startswith("/etc/apache2/sites-available/zz-late.conf:3 SSLUseStapling Off")
     apply(tree, apache_plan.plan(request(tree, "restored")))
     assert snapshot(tree) == before
+
+
+def test_disable_after_an_enable_keeps_the_role_tuning_for_the_re_enable(tree):
+    site(tree, "a.example")
+    apply(tree, apache_plan.plan(request(tree, "enabled")))
+    enabled = snapshot(tree)
+    snippet = tree / "etc/apache2/conf-available/zz-ocsp-stapling.conf"
+
+    apply(tree, apache_plan.plan(request(tree, "disabled")))
+    text = snippet.read_text()
+    assert "# ocsp.stapling replaced: SSLUseStapling On\n    SSLUseStapling Off\n" in text
+    assert "SSLStaplingFakeTryLater off" in text
+    apply(tree, apache_plan.plan(request(tree, "restored", tuning="server_default")))
+    assert snapshot(tree) == enabled
 
 
 def test_disable_leaves_off_vhosts_and_a_disabled_site_alone(tree):
     site(tree, "a.example", "\t\tSSLUseStapling off\n")
     site(tree, "gone.example", "\t\tSSLUseStapling on\n", enabled=False)
     result = apache_plan.plan(request(tree, "disabled"))
-    assert result["files"] == []
+    assert [f["path"] for f in result["files"]] == ["/etc/apache2/conf-available/zz-ocsp-stapling.conf"]
     assert [o["setting"] for o in result["vhost_overrides"]] == ["off"]
 
 
@@ -221,7 +248,7 @@ def test_a_vhost_file_with_latin1_bytes_is_edited_and_restored_byte_for_byte(tre
     a.write_bytes(b"# caf\xe9\n" + a.read_bytes())
     before = snapshot(tree)
     result = apache_plan.plan(request(tree, "disabled"))
-    assert [sorted(f) for f in result["files"]] == [["content_base64", "path", "state"]]
+    assert [sorted(f) for f in result["files"] if "sites-available" in f["path"]] == [["content_base64", "path", "state"]]
     apply(tree, result)
     assert a.read_bytes().startswith(b"# caf\xe9\n")
     assert b"SSLUseStapling Off" in a.read_bytes()
