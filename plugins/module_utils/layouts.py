@@ -7,7 +7,8 @@ Host side: Python standard library only. Every path is looked up under ``root`` 
 on a real host, a private tree in tests) and every command goes through a *runner*, a
 callable ``runner(argv) -> (rc, stdout, stderr)``, so tests can use real binaries or
 stand-in scripts. :data:`DEFAULTS` holds the real default paths; the roles read the same
-values (``stapling_files`` is the list of files each layout's role edits).
+values (``stapling_files`` is the list of files each layout's role edits); a unit test
+(``tests/unit/test_layouts.py``) holds the roles' defaults to these.
 """
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ DEFAULTS: dict = {
             "envvars": "/etc/apache2/envvars",
             "error_log": "/var/log/apache2/error.log",
             "stapling_files": [
-                {"path": "/etc/apache2/conf-available/ocsp-stapling.conf", "purpose": "stapling settings and cache (server scope)"},
-                {"path": "/etc/apache2/conf-enabled/ocsp-stapling.conf", "purpose": "a2enconf link enabling the snippet"},
+                {"path": "/etc/apache2/conf-available/zz-ocsp-stapling.conf", "purpose": "stapling settings and cache (server scope)"},
+                {"path": "/etc/apache2/conf-enabled/zz-ocsp-stapling.conf", "purpose": "a2enconf link enabling the snippet"},
             ],
         },
         "rhel": {
@@ -50,7 +51,7 @@ DEFAULTS: dict = {
             "server_root": "/etc/httpd",
             "error_log": "/var/log/httpd/error_log",
             "stapling_files": [
-                {"path": "/etc/httpd/conf.d/ocsp-stapling.conf", "purpose": "stapling settings and cache (server scope)"},
+                {"path": "/etc/httpd/conf.d/zz-ocsp-stapling.conf", "purpose": "stapling settings and cache (server scope)"},
             ],
         },
         "cpanel_ea4": {
@@ -62,6 +63,7 @@ DEFAULTS: dict = {
             "stapling_files": [
                 {"path": "/etc/apache2/conf.d/includes/pre_main_global.conf", "purpose": "stapling cache and global settings (main scope)"},
                 {"path": "/etc/apache2/conf.d/includes/pre_virtualhost_global.conf", "purpose": "settings read before every virtual host"},
+                {"path": "/etc/apache2/conf.d/includes/pre_virtualhost_2.conf", "purpose": "settings read before every virtual host (when httpd.conf includes it)"},
             ],
             "litespeed_files": [
                 {"path": "/etc/apache2/conf.d/userdata/lscache_vhosts.conf", "purpose": "LiteSpeed per-vhost stapling (<IfModule Litespeed>)"},
@@ -88,7 +90,7 @@ DEFAULTS: dict = {
         "config": "/etc/nginx/nginx.conf",
         "error_log": "/var/log/nginx/error.log",
         "stapling_files": [
-            {"path": "/etc/nginx/conf.d/ocsp-stapling.conf", "purpose": "managed http-level stapling settings (resolver, ssl_stapling)"},
+            {"path": "/etc/nginx/conf.d/zz-ocsp-stapling.conf", "purpose": "managed http-level stapling settings (resolver, ssl_stapling)"},
         ],
     },
     "litespeed": {
@@ -205,13 +207,14 @@ def describe_files(root: str, entries: list[dict]) -> list[dict]:
 def detect_cpanel(root: str = "/", defaults: dict | None = None) -> dict:
     """cPanel and its EasyApache generation: ``{present, ea_version, paths}``.
 
-    EA4 is marked by ``/etc/cpanel/ea4/is_ea4`` and describes itself in
+    EA4 is marked by ``/etc/cpanel/ea4/is_ea4`` or by ``paths.conf`` alone (newer
+    ea-apache24-config releases no longer rely on ``is_ea4``) and describes itself in
     ``paths.conf``; EA3 keeps everything under ``/usr/local/apache``.
     """
     defaults = defaults or DEFAULTS
     cpanel = defaults["cpanel"]
     present = os.path.isdir(host_path(root, cpanel["cpanel_dir"]))
-    ea4 = os.path.exists(host_path(root, cpanel["ea4_marker"]))
+    ea4 = os.path.exists(host_path(root, cpanel["ea4_marker"])) or os.path.isfile(host_path(root, cpanel["ea4_paths"]))
     paths: dict[str, str] = {}
     if ea4:
         paths = read_ea4_paths(host_path(root, cpanel["ea4_paths"]))

@@ -73,7 +73,7 @@ def test_debian_modules_and_server_scope_stapling_cache():
     assert config.load_module_lines["ssl_module"].location() == "/etc/apache2/mods-enabled/ssl.load:2"
     cache = config.stapling_cache()
     assert cache.value == "shmcb:/var/run/apache2/ocsp(128000)"  # quoted, with ${APACHE_RUN_DIR}
-    assert (cache.file, cache.line, cache.conditions) == ("/etc/apache2/conf-enabled/ocsp-stapling.conf", 4, ("IfModule mod_ssl.c",))
+    assert (cache.file, cache.line, cache.conditions) == ("/etc/apache2/conf-enabled/zz-ocsp-stapling.conf", 4, ("IfModule mod_ssl.c",))
 
 
 def test_debian_vhosts_ifmodule_ifdefine_and_inheritance():
@@ -86,7 +86,7 @@ def test_debian_vhosts_ifmodule_ifdefine_and_inheritance():
     assert shop.lookup("SSLCertificateFile").directive.args == ["/etc/ssl/certs/shop example.pem"]
     stapling = shop.stapling()
     assert stapling["SSLUseStapling"].inherited is True
-    assert stapling["SSLUseStapling"].directive.location() == "/etc/apache2/conf-enabled/ocsp-stapling.conf:3"
+    assert stapling["SSLUseStapling"].directive.location() == "/etc/apache2/conf-enabled/zz-ocsp-stapling.conf:3"
     assert stapling["SSLStaplingForceURL"].inherited is False
     assert stapling["SSLStaplingForceURL"].directive.location() == "/etc/apache2/sites-enabled/default-ssl.conf:18"
     assert legacy.addresses == [("192.0.2.7", "443"), ("2001:db8::7", "443")]

@@ -47,6 +47,7 @@ def test_ea4_paths_conf_and_stapling_files():
     assert [(f["path"], f["exists"]) for f in found["stapling_files"]] == [
         ("/etc/apache2/conf.d/includes/pre_main_global.conf", True),
         ("/etc/apache2/conf.d/includes/pre_virtualhost_global.conf", True),
+        ("/etc/apache2/conf.d/includes/pre_virtualhost_2.conf", False),
     ]
     assert found["litespeed_files"][0]["path"] == "/etc/apache2/conf.d/userdata/lscache_vhosts.conf"
     assert found["litespeed_files"][0]["exists"] is False
@@ -111,4 +112,38 @@ def test_nothing_found_under_an_empty_root(tmp_path):
 
 def test_defaults_are_shared_values():
     assert layouts.DEFAULTS["apache"]["cpanel_ea4"]["stapling_files"][0]["path"] == "/etc/apache2/conf.d/includes/pre_main_global.conf"
-    assert layouts.DEFAULTS["apache"]["rhel"]["stapling_files"][0]["path"] == "/etc/httpd/conf.d/ocsp-stapling.conf"
+    assert layouts.DEFAULTS["apache"]["rhel"]["stapling_files"][0]["path"] == "/etc/httpd/conf.d/zz-ocsp-stapling.conf"
+
+
+def _role_defaults(role):
+    import yaml
+    return yaml.safe_load((Path(__file__).parents[2] / "roles" / role / "defaults" / "main.yml").read_text())
+
+
+def test_the_roles_defaults_are_the_layouts_defaults():
+    """One source of truth: what stapling_facts names is what the roles write."""
+    apache, nginx = _role_defaults("apache"), _role_defaults("nginx")
+    debian = [f["path"] for f in layouts.DEFAULTS["apache"]["debian"]["stapling_files"]]
+    assert debian == [apache["apache_stapling_debian_conf_available"] + "/" + apache["apache_stapling_debian_snippet"],
+                      apache["apache_stapling_debian_conf_enabled"] + "/" + apache["apache_stapling_debian_snippet"]]
+    rhel = layouts.DEFAULTS["apache"]["rhel"]["stapling_files"][0]["path"]
+    assert rhel == apache["apache_stapling_rhel_conf_d"] + "/" + apache["apache_stapling_rhel_snippet"]
+    for layout in ("cpanel_ea4", "cpanel_ea3"):
+        spec = layouts.DEFAULTS["apache"][layout]
+        short = layout.split("_")[1]
+        assert spec["config"] == apache[f"apache_stapling_{short}_main_config"]
+        assert {Path(f["path"]).parent.as_posix() for f in spec["stapling_files"]} == {apache[f"apache_stapling_{short}_includes_dir"]}
+    assert layouts.DEFAULTS["cpanel"]["ea4_marker"] == apache["apache_stapling_detect_ea4_marker"]
+    assert layouts.DEFAULTS["cpanel"]["ea4_paths"] == apache["apache_stapling_ea4_paths_conf"]
+    assert layouts.DEFAULTS["apache"]["debian"]["config"] == apache["apache_stapling_debian_main_config"]
+    assert layouts.DEFAULTS["apache"]["rhel"]["config"] == apache["apache_stapling_rhel_main_config"]
+    assert layouts.DEFAULTS["nginx"]["stapling_files"][0]["path"] == nginx["nginx_stapling_http_include_file"]
+    assert layouts.DEFAULTS["nginx"]["config"] == nginx["nginx_stapling_config"]
+
+
+def test_ea4_is_detected_by_paths_conf_alone(tmp_path):
+    (tmp_path / "etc/cpanel/ea4").mkdir(parents=True)
+    (tmp_path / "etc/cpanel/ea4/paths.conf").write_text("dir_conf=/etc/apache2/conf.d\nfile_conf=/etc/apache2/conf/httpd.conf\n")
+    found = layouts.detect_cpanel(str(tmp_path))
+    assert found["ea_version"] == 4
+    assert found["paths"]["file_conf"] == "/etc/apache2/conf/httpd.conf"

@@ -36,6 +36,7 @@ def test_ea4_facts_sites_files_and_errors():
     assert [f["path"] for f in facts_mod.stapling_files(facts)] == [
         "/etc/apache2/conf.d/includes/pre_main_global.conf",
         "/etc/apache2/conf.d/includes/pre_virtualhost_global.conf",
+        "/etc/apache2/conf.d/includes/pre_virtualhost_2.conf",
     ]
 
 

@@ -1,0 +1,584 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to ocsp.stapling
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Apache dialect's plan: which files to write so stapling ends up in the state asked for.
+
+Host side, standard library only. The configuration is read the way httpd reads it
+(:mod:`dialect_apache`: ``Include``/``IncludeOptional`` order, globs, symlinks,
+``<IfModule>``), and every plan is checked by reading the *candidate* the same way: a
+virtual host's own ``SSLUseStapling`` beats the server scope, the last server-scope line
+beats earlier ones, so the plan edits whatever wins until every TLS virtual host has the
+switch asked for, or says which file and line it cannot change.
+
+States:
+
+``enabled``
+    restore any line this collection replaced, then the role's server-scope settings
+    (cache when none exists, tuning, ``SSLUseStapling On``).
+``disabled``
+    turn stapling off where it is on. Debian/RHEL: ``SSLUseStapling Off`` at server scope
+    in the role's snippet (a file of its own when the role has none yet), then every
+    ``SSLUseStapling on`` that still wins for a TLS virtual host (its own line, or a
+    server-scope line read later) is replaced in place, marked (the original is kept on the
+    line above), so ``restored`` gives every file back byte for byte. cPanel: never ``httpd.conf``
+    (cPanel regenerates it); an ``Off`` block in the include files read after its stapling
+    block and, for a virtual host that sets ``on`` itself, in its userdata include.
+``restored``
+    undo ``disabled`` exactly: marked lines back, disable blocks removed; the role's
+    server-scope snippet (if it was there) is kept as it was.
+``absent``
+    ``restored`` plus removing everything else this collection wrote.
+"""
+from __future__ import annotations
+
+import base64
+import fnmatch
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.ocsp.stapling.plugins.module_utils import dialect_apache
+from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path
+from ansible_collections.ocsp.stapling.plugins.module_utils.managed_block import apply_block, decode, encode
+
+STATES = ("enabled", "disabled", "restored", "absent")
+REPLACED_PREFIX = "# ocsp.stapling replaced: "
+ENABLE_MARKER = "# {mark} ocsp.stapling managed block"
+DISABLE_MARKER = "# {mark} ocsp.stapling disabled"
+#: Apache bug 57121: a short responder timeout (handshakes wait at most this long when the
+#: responder hangs), keep good responses 48 h, retry failures after a minute, and never
+#: staple a synthesized tryLater (FakeTryLater off: nothing is stapled or cached, so Apache
+#: recovers at the first handshake after the responder is back).
+RESILIENT = {
+    "SSLStaplingResponderTimeout": 4,
+    "SSLStaplingReturnResponderErrors": "off",
+    "SSLStaplingStandardCacheTimeout": 172800,
+    "SSLStaplingErrorCacheTimeout": 60,
+    "SSLStaplingFakeTryLater": "off",
+}
+DISABLE_HEADER = "# Managed by ocsp.stapling: stapling turned off by a disable; state=restored removes it.\n"
+USERDATA_HEADER = "# Managed by ocsp.stapling: stapling off for this site; state=restored removes it.\n"
+_REPLACED = re.compile(r"^([ \t]*)" + re.escape(REPLACED_PREFIX) + r"(.*)$")
+_INCLUDE = re.compile(r"(?i)^\s*Include(Optional)?\s+\"?([^\"\s]+)")
+_MAX_ROUNDS = 64
+
+
+class PlanError(Exception):
+    """The configuration cannot be changed safely; the message says why and what to do."""
+
+
+@dataclass
+class ApachePlanRequest:
+    state: str
+    layout: str                      # debian | rhel | cpanel_ea4 | cpanel_ea3
+    main_config: str
+    server: str = "apache"           # apache | litespeed (LiteSpeed reading cPanel's config)
+    server_root: str | None = None
+    envvars: str | None = None
+    root: str = "/"
+    server_version: str | None = None
+    snippet: str | None = None       # Debian/RHEL: the role's server-scope file
+    link: str | None = None          # Debian: conf-enabled link to it
+    link_src: str | None = None
+    includes_dir: str | None = None  # cPanel
+    userdata_dir: str | None = None  # cPanel
+    cache_path: str = "/run/apache2/ocsp_stapling_cache"
+    cache_size: int = 0
+    certificate_count: int = 0
+    tuning: Any = "resilient"        # resilient | server_default | {directive: value}
+    resilient: dict = field(default_factory=lambda: dict(RESILIENT))
+    force_url: str = ""
+    proxy_url: str = ""
+    reason: str = ""
+    endpoints: list = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- marked lines
+
+def replaced_lines(line: str, new: str) -> str:
+    """``  SSLUseStapling on`` -> the original behind a marker comment, then ``new``.
+
+    Apache allows no comment after a directive, so the marker is a line of its own.
+    """
+    body = line.rstrip("\r\n")
+    eol = line[len(body):] or "\n"
+    indent = body[:len(body) - len(body.lstrip(" \t"))]
+    return f"{indent}{REPLACED_PREFIX}{body[len(indent):]}{eol}{indent}{new}{eol}"
+
+
+def restore_text(text: str) -> str:
+    """The operator's text: each marked replacement back to the line it replaced."""
+    lines = text.splitlines(keepends=True)
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        body = line.rstrip("\r\n")
+        match = _REPLACED.match(body)
+        if match:
+            out.append(match.group(1) + match.group(2) + line[len(body):])
+            index += 2  # the replacement line written under the marker
+            continue
+        out.append(line)
+        index += 1
+    return "".join(out)
+
+
+def has_marks(text: str) -> bool:
+    return REPLACED_PREFIX in text
+
+
+# --------------------------------------------------------------------------- candidate reading
+
+class CandidateConfig(dialect_apache.ApacheConfig):
+    """An :class:`ApacheConfig` that reads some files from memory: the candidate.
+
+    ``overlay`` maps a real host path (symlinks resolved) to its candidate text, or None
+    for a file the candidate removes. Globs also match candidate files that do not exist yet.
+    """
+
+    def __init__(self, *args, overlay: dict[str, str | None] | None = None,
+                 links: dict[str, str | None] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.overlay = overlay or {}
+        self.links = links or {}   # link path as httpd sees it -> real target (None: removed)
+
+    def _real(self, path: str) -> str:
+        if path in self.links and self.links[path]:
+            return self.links[path]
+        return os.path.realpath(self.host_path(path))
+
+    def _raw(self, path: str) -> list[dialect_apache.Directive]:
+        real = self._real(path)
+        if real in self.overlay:
+            text = self.overlay[real]
+            return dialect_apache.parse_text(text or "", path)
+        return super()._raw(path)
+
+    def expand_include(self, pattern: str, node=None, optional: bool = False) -> list[str]:
+        files = super().expand_include(pattern, node, True)
+        wanted = self.resolve_path(pattern)
+        virtual = [self._server_view(real) for real, text in self.overlay.items() if text is not None]
+        virtual += [view for view, target in self.links.items() if target]
+        for view in virtual:
+            if view not in files and (fnmatch.fnmatch(view, wanted) or view.startswith(wanted.rstrip("/") + "/")):
+                files.append(view)
+        files = sorted(f for f in files if f not in self.links or self.links[f])
+        files = [f for f in files if self.overlay.get(self._real(f), "") is not None]
+        if not files and not optional:
+            super().expand_include(pattern, node, False)  # the warning httpd would print
+        return files
+
+
+def read_config(req: ApachePlanRequest, overlay: dict[str, str | None] | None = None,
+                links: dict[str, str | None] | None = None) -> CandidateConfig:
+    variables: dict[str, str] = {}
+    envvars = req.envvars
+    if envvars is None and req.layout == "debian":
+        envvars = os.path.join(os.path.dirname(req.main_config), "envvars")
+    if envvars:
+        variables = dialect_apache.read_envvars(host_path(req.root, envvars))
+    server_root = req.server_root
+    if server_root is None:
+        directory = os.path.dirname(req.main_config)
+        server_root = os.path.dirname(directory) if os.path.basename(directory) == "conf" else directory
+    config = CandidateConfig(
+        req.main_config, server_root=server_root, root=req.root, variables=variables,
+        extra_modules=("Litespeed",) if req.server == "litespeed" else (),
+        server_version=req.server_version, overlay=overlay, links=links)
+    try:
+        return config.load()
+    except dialect_apache.ApacheConfigError as exc:
+        raise PlanError(str(exc)) from exc
+
+
+# --------------------------------------------------------------------------- the plan
+
+class Plan:
+    """Files to write (for ``stapling_change``), what wins per site, and why not."""
+
+    def __init__(self, req: ApachePlanRequest) -> None:
+        if req.state not in STATES:
+            raise PlanError("state must be one of %s, not %r." % (", ".join(STATES), req.state))
+        self.req = req
+        self.root = req.root
+        self.overlay: dict[str, str | None] = {}
+        self.original: dict[str, str | None] = {}
+        self.links: list[dict] = []
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+        self.edits: list[str] = []
+
+    # -- file helpers --------------------------------------------------------------
+
+    def _real(self, path: str) -> str:
+        return os.path.realpath(host_path(self.root, path))
+
+    def _view(self, real: str) -> str:
+        root = os.path.realpath(self.root)
+        if root != "/" and (real == root or real.startswith(root + os.sep)):
+            return "/" + os.path.relpath(real, root)
+        return real
+
+    def text(self, path: str) -> str | None:
+        real = self._real(path)
+        if real in self.overlay:
+            return self.overlay[real]
+        try:
+            with open(real, "rb") as handle:
+                return decode(handle.read())
+        except FileNotFoundError:
+            return None
+
+    def write(self, path: str, text: str | None) -> None:
+        real = self._real(path)
+        if real not in self.original:
+            self.original[real] = self.text(path)
+        self.overlay[real] = text
+
+    # -- entry point ---------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        req = self.req
+        live = read_config(req)
+        self.warnings.extend(live.warnings)
+        if not live.has_module("ssl_module") and req.server == "apache":
+            self.problems.append(
+                "mod_ssl is not loaded in %s (no LoadModule ssl_module found), so no site serves TLS and "
+                "there is no stapling to change. Enable it (a2enmod ssl) or check apache_stapling_layout."
+                % req.main_config)
+        for vhost in live.virtual_hosts():
+            for directive in vhost.own("SSLStaplingCache"):
+                self.problems.append(
+                    "%s sets SSLStaplingCache inside <VirtualHost %s>; Apache allows it only at server "
+                    "scope and refuses to start with it there. Move it out of the virtual host, then run "
+                    "again." % (directive.location(), " ".join(vhost.section.args)))
+        if req.state != "disabled":
+            self._restore_marks(live)
+        cpanel = req.layout.startswith("cpanel")
+        if cpanel:
+            self._cpanel(live)
+        else:
+            self._snippet(live)
+        candidate = self._settle()
+        return self._result(live, candidate)
+
+    # -- restoring -----------------------------------------------------------------
+
+    def _restore_marks(self, config: dialect_apache.ApacheConfig) -> None:
+        for path in dict.fromkeys(config.files):
+            text = self.text(path)
+            if text and text.startswith(USERDATA_HEADER):
+                self.write(path, None)
+                self.edits.append("%s: removed (stapling back to the site's own setting)" % self._view(self._real(path)))
+            elif text and has_marks(text):
+                self.write(path, restore_text(text))
+                self.edits.append("%s: replaced SSLUseStapling lines restored" % self._view(self._real(path)))
+
+    # -- Debian / RHEL -------------------------------------------------------------
+
+    def _snippet(self, live: dialect_apache.ApacheConfig) -> None:
+        req = self.req
+        if not req.snippet:
+            raise PlanError("The %s layout needs the snippet path (apache_stapling_%s_snippet)." % (req.layout, req.layout))
+        current = self.text(req.snippet)
+        if req.state == "absent" or (req.state == "restored" and current is not None
+                                     and current.startswith(DISABLE_HEADER)):
+            self.write(req.snippet, None)
+            if req.link:
+                self.links.append({"path": req.link, "src": req.link_src, "state": "absent"})
+            return
+        if req.state == "disabled" and current is None:
+            # The role owns no snippet yet: an Off at server scope in a file of its own keeps
+            # the operator's files untouched wherever the server scope decides.
+            self.write(req.snippet, DISABLE_HEADER + self._render_body(["SSLUseStapling Off"]))
+            if req.link:
+                self.links.append({"path": req.link, "src": req.link_src, "state": "present"})
+            return
+        if req.state != "enabled":
+            return  # the role's own snippet is edited like any file by _settle, so restored gives it back
+        own = self._real(req.snippet)
+        cache = next((d for d in live.find("SSLStaplingCache")
+                      if self._real(d.file) != own and not self._in_vhost(live, d)), None)
+        self.write(req.snippet, self._render_snippet(self._global_directives(live, cache)))
+        if req.link:
+            self.links.append({"path": req.link, "src": req.link_src, "state": "present"})
+
+    @staticmethod
+    def _in_vhost(config: dialect_apache.ApacheConfig, directive) -> bool:
+        return any(directive in v.own(directive.name) for v in config.virtual_hosts())
+
+    def _global_directives(self, live: dialect_apache.ApacheConfig, cache) -> list[str]:
+        req = self.req
+        lines = []
+        if cache is None:
+            if not live.has_module("socache_shmcb_module") and req.server == "apache":
+                self.problems.append(
+                    "SSLUseStapling on needs an SSLStaplingCache, and none is set at server scope; the "
+                    "shmcb cache this role would add needs mod_socache_shmcb, which is not loaded. Without a "
+                    "cache 'apache2 -t' still passes but a graceful restart exits the server (AH01872). "
+                    "Enable it (a2enmod socache_shmcb) or set SSLStaplingCache yourself, then run again.")
+            count = max(int(req.certificate_count or 0), len(req.endpoints or ()))
+            size = int(req.cache_size or 0) or max(128000, count * 10240)
+            lines.append("SSLStaplingCache shmcb:%s(%d)" % (req.cache_path, size))
+        lines.extend("%s %s" % (k, v) for k, v in self.tuning().items())
+        return lines
+
+    def tuning(self) -> dict[str, Any]:
+        req = self.req
+        if req.tuning == "resilient":
+            tuning = dict(req.resilient)
+        elif req.tuning == "server_default":
+            tuning = {}
+        elif isinstance(req.tuning, dict):
+            bad = [k for k in req.tuning if not re.match(r"(?i)^SSL(Stapling|OCSP)", str(k))]
+            if bad:
+                raise PlanError(
+                    "apache_stapling_tuning must be resilient, server_default, or a dict of SSLStapling*/"
+                    "SSLOCSP* directives (for example {SSLStaplingResponderTimeout: 5}); found %s." % ", ".join(bad))
+            tuning = dict(req.tuning)
+        else:
+            raise PlanError("apache_stapling_tuning must be resilient, server_default or a dict, not %r." % (req.tuning,))
+        if req.force_url:
+            tuning["SSLStaplingForceURL"] = req.force_url
+        if req.proxy_url:
+            tuning["SSLOCSPProxyURL"] = req.proxy_url
+        return {k: ("on" if v is True else "off" if v is False else v) for k, v in tuning.items()}
+
+    def _render_snippet(self, directives: list[str]) -> str:
+        return ("# Managed by ocsp.stapling (role ocsp.stapling.apache); state=absent removes it.\n"
+                + self._render_body(directives + ["SSLUseStapling On"]))
+
+    def _render_body(self, directives: list[str]) -> str:
+        lines = [
+            "# OCSP stapling, server scope. This file sorts after the other conf snippets so these",
+            "# directives win over earlier server-scope ones; a <VirtualHost> that sets its own",
+            "# SSLUseStapling still overrides it.",
+        ]
+        if self.req.reason:
+            lines.append("# Reason: %s" % " ".join(self.req.reason.split()))
+        lines.append("<IfModule ssl_module>")
+        lines.extend("    " + d for d in directives)
+        lines.append("</IfModule>")
+        return "\n".join(lines) + "\n"
+
+    # -- cPanel ----------------------------------------------------------------------
+
+    def _cpanel(self, live: dialect_apache.ApacheConfig) -> None:
+        req = self.req
+        scan = scan_cpanel_main(host_path(self.root, req.main_config))
+        self.scan = scan
+        if not scan["pre_virtualhost_global_line"] or scan["pre_virtualhost_global_line"] <= scan["stapling_block_line"]:
+            raise PlanError(
+                "%s does not include pre_virtualhost_global.conf after its server-scope stapling block "
+                "(block ends at line %d, pre_virtualhost_global.conf include at line %d; 0 means missing), so a "
+                "setting written there would not take effect. cPanel writes an Include only for include files "
+                "that exist when httpd.conf is rebuilt: create %s/pre_virtualhost_global.conf, run "
+                "/usr/local/cpanel/scripts/rebuildhttpdconf, check the template in "
+                "/var/cpanel/templates/apache2_4/, then run this role again. httpd.conf was not changed."
+                % (req.main_config, scan["stapling_block_line"], scan["pre_virtualhost_global_line"], req.includes_dir))
+        includes = req.includes_dir
+        litespeed = req.server == "litespeed"
+        ifmodule = "Litespeed" if litespeed else "ssl_module"
+        use_files = [includes + "/pre_virtualhost_global.conf"]
+        if scan["pre_virtualhost_2_line"] > scan["stapling_block_line"]:
+            use_files.append(includes + "/pre_virtualhost_2.conf")
+        if litespeed:
+            use_files.append(req.userdata_dir + "/lscache_vhosts.conf")
+        # pre_main_global.conf is read before EA4's stapling block: global directives go there
+        # only when httpd.conf reads it after the block (EA3 without a block).
+        if scan["pre_main_global_line"] > scan["stapling_block_line"]:
+            global_file = includes + "/pre_main_global.conf"
+        else:
+            global_file = includes + "/pre_virtualhost_global.conf"
+        enable = req.state == "enabled"
+        enabled_blocks: dict[str, list[str]] = {p: [] for p in [includes + "/pre_main_global.conf", global_file] + use_files}
+        if enable:
+            cache = live.stapling_cache() if scan["cache"] else None
+            enabled_blocks[global_file] += self._global_directives(live, cache)
+            for path in use_files:
+                enabled_blocks[path].append("SSLUseStapling On")
+        if req.state in ("enabled", "absent"):
+            for path, lines in enabled_blocks.items():
+                self._block(path, ENABLE_MARKER, lines if enable else [], ifmodule)
+        for path in use_files:
+            self._block(path, DISABLE_MARKER, ["SSLUseStapling Off"] if req.state == "disabled" else [], ifmodule)
+
+    def _block(self, path: str, marker: str, lines: list[str], ifmodule: str) -> None:
+        """Put (or take out) one marked block in a cPanel include file, the rest kept byte for byte."""
+        body = []
+        if lines and self.req.reason:
+            body.append("# Reason: %s" % " ".join(self.req.reason.split()))
+        body += ["<IfModule %s>" % ifmodule] + ["    " + line for line in lines] + ["</IfModule>"]
+        text = self.text(path)
+        if text is None and not lines:
+            return
+        new = apply_block(text or "", "\n".join(body) + "\n", "present" if lines else "absent", marker=marker)
+        if new != (text or ""):
+            self.write(path, new)
+
+    # -- settling: edit what wins until every TLS vhost has the switch asked for ----------
+
+    def _virtual_links(self) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for item in self.links:
+            target = None
+            if item["state"] == "present":
+                target = os.path.realpath(os.path.join(os.path.dirname(host_path(self.root, item["path"])), item["src"]))
+            out[item["path"]] = target
+        return out
+
+    def _settle(self) -> CandidateConfig:
+        want = {"enabled": None, "disabled": "off", "restored": None, "absent": None}[self.req.state]
+        for _round in range(_MAX_ROUNDS):
+            candidate = read_config(self.req, self.overlay, self._virtual_links())
+            if want != "off":
+                return candidate
+            stuck = [(v, s) for v in candidate.tls_virtual_hosts()
+                     for s in [v.lookup("SSLUseStapling")] if s and s.directive.value.lower() == "on"]
+            if not stuck:
+                return candidate
+            for vhost, setting in stuck[:1]:
+                self._turn_off(vhost, setting.directive)
+            if self.problems:
+                return candidate
+        raise PlanError("Turning SSLUseStapling off did not settle after %d edits; the configuration "
+                        "includes itself in a way this role cannot follow. Nothing was changed." % _MAX_ROUNDS)
+
+    def _turn_off(self, vhost, directive) -> None:
+        req = self.req
+        if req.layout.startswith("cpanel") and self._real(directive.file) == self._real(req.main_config):
+            self._cpanel_userdata_off(vhost, directive)
+            return
+        text = self.text(directive.file) or ""
+        lines = text.splitlines(keepends=True)
+        index = directive.line - 1
+        if index >= len(lines) or not re.match(r"(?i)^\s*SSLUseStapling\s+on\s*$", lines[index].rstrip("\r\n")):
+            self.problems.append(
+                "%s: SSLUseStapling on wins for %s but is not a line of its own (continued or shared), so "
+                "it cannot be replaced safely. Put it on a line of its own, then run again."
+                % (directive.location(), vhost.server_name or vhost.file))
+            return
+        lines[index] = replaced_lines(lines[index], "SSLUseStapling Off")
+        self.write(directive.file, "".join(lines))
+        self.edits.append("%s: SSLUseStapling on replaced by Off (for %s)"
+                          % (self._location(directive), vhost.server_name or "the server"))
+
+    def _cpanel_userdata_off(self, vhost, directive) -> None:
+        """A cPanel vhost sets ``on`` itself in httpd.conf: its userdata include is the supported place."""
+        name = vhost.server_name or ""
+        raw = scan_vhost_includes(host_path(self.root, self.req.main_config), vhost.line)
+        target = next((pattern for line, pattern in raw if line > directive.line and "/ssl/" in pattern), None)
+        if not target:
+            self.problems.append(
+                "%s: <VirtualHost> %s sets SSLUseStapling on in cPanel's httpd.conf, which cPanel regenerates, "
+                "and has no userdata Include after it to override it. Create %s/ssl/2_4/<user>/%s/, run "
+                "/usr/local/cpanel/scripts/rebuildhttpdconf (cPanel writes the Include only for directories "
+                "that exist), then run this role again. Nothing was changed."
+                % (self._location(directive), name, self.req.userdata_dir, name))
+            return
+        path = os.path.join(os.path.dirname(target), "ocsp-stapling.conf")
+        self.write(path, USERDATA_HEADER + "SSLUseStapling Off\n")
+        self.edits.append("%s: SSLUseStapling Off for %s" % (path, name))
+
+    def _location(self, directive) -> str:
+        return "%s:%d" % (self._view(self._real(directive.file)), directive.line)
+
+    # -- result ------------------------------------------------------------------------
+
+    def _result(self, live, candidate: CandidateConfig) -> dict[str, Any]:
+        files = []
+        for real, text in self.overlay.items():
+            view = self._view(real)
+            if text == self.original.get(real):
+                continue
+            if text is None:
+                files.append({"path": view, "state": "absent"})
+            else:
+                files.append(file_entry(view, text))
+        sites = []
+        for vhost in candidate.tls_virtual_hosts():
+            setting = vhost.lookup("SSLUseStapling")
+            value = setting.directive.value.lower() if setting else "off"
+            sites.append({
+                "names": vhost.names,
+                "file": self._view(self._real(vhost.file)), "line": vhost.line,
+                "stapling": value,
+                "winner": ("%s SSLUseStapling %s" % (self._location(setting.directive), setting.directive.value)
+                           if setting else "none (Apache's default is off)"),
+            })
+        overrides = [
+            {"where": "%s %s SSLUseStapling %s" % (self._location(s.directive), v.server_name or "", s.directive.value),
+             "setting": s.directive.value.lower(), "names": v.names}
+            for v in live.tls_virtual_hosts() for s in [v.lookup("SSLUseStapling")] if s and not s.inherited
+        ]
+        return {
+            "layout": self.req.layout, "server": self.req.server, "state": self.req.state,
+            "files": files, "links": self.links, "edits": self.edits,
+            "sites": sites, "vhost_overrides": overrides,
+            "problems": self.problems, "warnings": list(dict.fromkeys(self.warnings)),
+            "files_read": len(live.files),
+        }
+
+
+# --------------------------------------------------------------------------- cPanel httpd.conf scan
+
+def scan_cpanel_main(path: str) -> dict[str, Any]:
+    """Where, in cPanel's generated httpd.conf, the server-scope stapling block and the
+    include files sit (line numbers, 0 when missing), and whether the block sets a cache."""
+    found = {"stapling_block_line": 0, "cache": False, "pre_main_global_line": 0,
+             "pre_virtualhost_global_line": 0, "pre_virtualhost_2_line": 0}
+    try:
+        with open(path, "rb") as handle:
+            text = decode(handle.read())
+    except OSError as exc:
+        raise PlanError("cPanel's httpd.conf %s could not be read (%s). Check apache_stapling_ea4_main_config / "
+                        "ea3_main_config or /etc/cpanel/ea4/paths.conf's file_conf." % (path, exc.strerror)) from exc
+    depth = 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if re.match(r"(?i)<VirtualHost[\s>]", line):
+            depth += 1
+        elif re.match(r"(?i)</VirtualHost", line):
+            depth = max(0, depth - 1)
+        elif depth == 0 and re.match(r"(?i)SSL(UseStapling|Stapling[A-Za-z]+)\s", line):
+            found["stapling_block_line"] = number
+            if re.match(r"(?i)SSLStaplingCache\s", line):
+                found["cache"] = True
+        else:
+            match = _INCLUDE.match(line)
+            if match:
+                for name in ("pre_main_global", "pre_virtualhost_global", "pre_virtualhost_2"):
+                    if os.path.basename(match.group(2)) == name + ".conf":
+                        found[name + "_line"] = number
+    return found
+
+
+def scan_vhost_includes(path: str, start: int) -> list[tuple[int, str]]:
+    """``(line, pattern)`` of each Include inside the ``<VirtualHost>`` opening at ``start``."""
+    out = []
+    with open(path, "rb") as handle:
+        lines = decode(handle.read()).splitlines()
+    for number in range(start, len(lines) + 1):
+        line = lines[number - 1].strip()
+        if number > start and re.match(r"(?i)</VirtualHost", line):
+            break
+        match = _INCLUDE.match(line)
+        if match:
+            out.append((number, match.group(2)))
+    return out
+
+
+def file_entry(path: str, text: str) -> dict[str, Any]:
+    """A ``stapling_change`` file entry; base64 when the text carries bytes that are not UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return {"path": path, "content_base64": base64.b64encode(encode(text)).decode("ascii"), "state": "present"}
+    return {"path": path, "content": text, "state": "present"}
+
+
+def plan(req: ApachePlanRequest) -> dict[str, Any]:
+    """Plan ``req``; raises :class:`PlanError` with an operator-facing sentence."""
+    return Plan(req).run()

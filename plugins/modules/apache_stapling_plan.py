@@ -1,0 +1,228 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to ocsp.stapling
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: apache_stapling_plan
+short_description: Plan an Apache stapling change, without changing anything
+version_added: 0.2.0
+description:
+  - Reads the Apache configuration the way httpd does (C(Include)/C(IncludeOptional) order, globs,
+    Debian's C(sites-enabled)/C(conf-enabled) symlinks, C(<IfModule>)) and works out which files to
+    write so that every TLS virtual host has stapling V(enabled), V(disabled), V(restored) or the
+    role's changes removed (V(absent)).
+  - The plan is checked by reading the candidate the same way. A virtual host's own C(SSLUseStapling)
+    beats the server scope, so V(disabled) replaces each C(SSLUseStapling on) that wins (marked, the
+    original kept on the line above; never cPanel's C(httpd.conf), where an include file or the site's
+    userdata include is used) until no TLS virtual host has stapling on.
+  - V(restored) gives every file back byte for byte. V(enabled) restores first, then writes the role's
+    server-scope settings.
+  - Returns the files in the form M(ocsp.stapling.stapling_change) takes. Never writes or reloads.
+author:
+  - ocsp.stapling contributors (!UNKNOWN)
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same way in check mode.
+  diff_mode:
+    support: none
+    description: Nothing is changed here; M(ocsp.stapling.stapling_change) shows the diff.
+  platform:
+    support: full
+    platforms: posix
+options:
+  state:
+    description: What stapling should be in the TLS virtual hosts.
+    type: str
+    choices: [enabled, disabled, restored, absent]
+    required: true
+  layout:
+    description: The Apache layout.
+    type: str
+    choices: [debian, rhel, cpanel_ea4, cpanel_ea3]
+    required: true
+  server:
+    description: V(litespeed) for LiteSpeed serving cPanel's Apache configuration.
+    type: str
+    choices: [apache, litespeed]
+    default: apache
+  main_config:
+    description: The main configuration file httpd reads.
+    type: path
+    required: true
+  server_root:
+    description: C(ServerRoot); defaults to the main config's directory (its parent for C(conf/httpd.conf)).
+    type: path
+  envvars:
+    description: Debian's C(envvars) file (C(${APACHE_RUN_DIR}) and friends); defaults to the one beside O(main_config) on Debian.
+    type: path
+  server_version:
+    description: The httpd version, for C(<IfVersion>).
+    type: str
+  snippet:
+    description: Debian/RHEL, the role's server-scope file.
+    type: path
+  link:
+    description: Debian, the C(conf-enabled) link enabling O(snippet).
+    type: path
+  link_src:
+    description: The link's target as written (relative, as C(a2enconf) writes it).
+    type: str
+  includes_dir:
+    description: cPanel's include directory.
+    type: path
+  userdata_dir:
+    description: cPanel's userdata directory.
+    type: path
+  cache_path:
+    description: Path of the shmcb stapling cache the role adds when none is configured.
+    type: str
+    default: /run/apache2/ocsp_stapling_cache
+  cache_size:
+    description: Its size in bytes; 0 sizes it from the number of certificates (10 KiB each, at least 128000).
+    type: int
+    default: 0
+  certificate_count:
+    description: Number of certificates, for the cache size.
+    type: int
+    default: 0
+  tuning:
+    description: V(resilient), V(server_default) or a dict of C(SSLStapling*)/C(SSLOCSP*) directives.
+    type: raw
+    default: resilient
+  resilient:
+    description: The directives V(resilient) writes.
+    type: dict
+  force_url:
+    description: C(SSLStaplingForceURL) to add when enabling.
+    type: str
+    default: ""
+  proxy_url:
+    description: C(SSLOCSPProxyURL) to add when enabling.
+    type: str
+    default: ""
+  reason:
+    description: Why; written as a comment into what the role writes.
+    type: str
+    default: ""
+  endpoints:
+    description: The sites verified after the change (used for the cache size).
+    type: list
+    elements: dict
+    default: []
+  root:
+    description: Read every path under this directory (tests).
+    type: path
+    default: /
+"""
+
+EXAMPLES = r"""
+- name: Plan turning stapling off on a Debian host
+  ocsp.stapling.apache_stapling_plan:
+    state: disabled
+    layout: debian
+    main_config: /etc/apache2/apache2.conf
+    snippet: /etc/apache2/conf-available/zz-ocsp-stapling.conf
+    link: /etc/apache2/conf-enabled/zz-ocsp-stapling.conf
+    link_src: ../conf-available/zz-ocsp-stapling.conf
+  register: plan
+"""
+
+RETURN = r"""
+files:
+  description: The files for M(ocsp.stapling.stapling_change) (C(path), C(content) or C(block) and C(marker), C(state)).
+  returned: success
+  type: list
+  elements: dict
+links:
+  description: The links for M(ocsp.stapling.stapling_change).
+  returned: success
+  type: list
+  elements: dict
+edits:
+  description: What the plan changes, one sentence per file and line.
+  returned: success
+  type: list
+  elements: str
+sites:
+  description:
+    - Each TLS virtual host after the change (C(names), C(file), C(line)), its C(stapling) switch (V(on)/V(off))
+      and the C(winner), the file, line and directive that decides it.
+  returned: success
+  type: list
+  elements: dict
+vhost_overrides:
+  description: Virtual hosts that set C(SSLUseStapling) themselves today (C(where), C(setting), C(names)).
+  returned: success
+  type: list
+  elements: dict
+problems:
+  description: Why the change cannot be made safely; the role stops before anything changes when this is not empty.
+  returned: success
+  type: list
+  elements: str
+warnings:
+  description: What httpd would warn about in the configuration (missing includes, unknown variables).
+  returned: success
+  type: list
+  elements: str
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ocsp.stapling.plugins.module_utils.apache_plan import (
+    RESILIENT,
+    ApachePlanRequest,
+    PlanError,
+    plan,
+)
+
+ARGUMENT_SPEC = dict(
+    state=dict(type="str", choices=["enabled", "disabled", "restored", "absent"], required=True),
+    layout=dict(type="str", choices=["debian", "rhel", "cpanel_ea4", "cpanel_ea3"], required=True),
+    server=dict(type="str", choices=["apache", "litespeed"], default="apache"),
+    main_config=dict(type="path", required=True),
+    server_root=dict(type="path"),
+    envvars=dict(type="path"),
+    server_version=dict(type="str"),
+    snippet=dict(type="path"),
+    link=dict(type="path"),
+    link_src=dict(type="str"),
+    includes_dir=dict(type="path"),
+    userdata_dir=dict(type="path"),
+    cache_path=dict(type="str", default="/run/apache2/ocsp_stapling_cache"),
+    cache_size=dict(type="int", default=0),
+    certificate_count=dict(type="int", default=0),
+    tuning=dict(type="raw", default="resilient"),
+    resilient=dict(type="dict"),
+    force_url=dict(type="str", default=""),
+    proxy_url=dict(type="str", default=""),
+    reason=dict(type="str", default=""),
+    endpoints=dict(type="list", elements="dict", default=[]),
+    root=dict(type="path", default="/"),
+)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = dict(module.params)
+    params["resilient"] = params["resilient"] or dict(RESILIENT)
+    try:
+        result = plan(ApachePlanRequest(**params))
+    except PlanError as exc:
+        module.fail_json(msg=str(exc))
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg="Planning the Apache stapling change stopped on an unexpected error: %s. "
+                             "Nothing was changed." % exc, exception=traceback.format_exc())
+    for warning in result["warnings"]:
+        module.warn(warning)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
