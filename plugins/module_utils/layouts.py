@@ -63,7 +63,8 @@ DEFAULTS: dict = {
             "stapling_files": [
                 {"path": "/etc/apache2/conf.d/includes/pre_main_global.conf", "purpose": "stapling cache and global settings (main scope)"},
                 {"path": "/etc/apache2/conf.d/includes/pre_virtualhost_global.conf", "purpose": "settings read before every virtual host"},
-                {"path": "/etc/apache2/conf.d/includes/pre_virtualhost_2.conf", "purpose": "settings read before every virtual host (when httpd.conf includes it)"},
+                {"path": "/etc/apache2/conf.d/includes/pre_virtualhost_2.conf",
+                 "purpose": "settings read before every virtual host (when httpd.conf includes it)"},
             ],
             "litespeed_files": [
                 {"path": "/etc/apache2/conf.d/userdata/lscache_vhosts.conf", "purpose": "LiteSpeed per-vhost stapling (<IfModule Litespeed>)"},

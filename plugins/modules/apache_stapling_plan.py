@@ -33,6 +33,7 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description: Runs on the web server with the Python standard library only.
 options:
   state:
     description: What stapling should be in the TLS virtual hosts.
