@@ -15,7 +15,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_HOST_KEY_CHECKING := False
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help deps system-deps venv collection-link demo test unit integration sanity lint molecule build bench clean
+.PHONY: help deps system-deps venv collection-link awx-collection demo test unit integration sanity lint molecule build bench clean
 
 help:
 	@echo "make demo   - play the OCSP responder outage end to end on the loopback lab"
@@ -36,7 +36,11 @@ collection-link:
 	@mkdir -p $(COLLECTIONS)/ansible_collections/ocsp
 	@ln -sfn $(CURDIR) $(COLLECTIONS)/ansible_collections/ocsp/stapling
 
-deps: system-deps venv collection-link
+# awx.awx, extracted from the `ansible` wheel, for the AWX definitions' lint and tests.
+awx-collection: venv
+	@VENV=$(VENV) tests/bin/install-awx-collection
+
+deps: system-deps venv collection-link awx-collection
 
 demo: deps
 	$(BIN)/python -m tests.lab demo

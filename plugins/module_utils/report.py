@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.atomic_write import write_atomic as _write_atomic
 
@@ -96,50 +97,133 @@ def _label(value) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _series(name: str, labels: dict, value) -> str:
-    inner = ",".join(f'{key}="{_label(val)}"' for key, val in labels.items())
-    return f"{METRIC_PREFIX}{name}{{{inner}}} {value}"
+# The exposition: every metric family once, in this order. Where ribbybibby/ssl_exporter has
+# a series with the same meaning its name is used (so existing dashboards and alerts read
+# this file); the runbook's own series are ``ocsp_stapling_*`` with Prometheus' unit suffixes.
+METRICS: dict[str, str] = {
+    "ssl_ocsp_response_stapled": "1 when the site's TLS handshake carried a stapled OCSP response, else 0.",
+    "ssl_ocsp_response_status": "Certificate status in the stapled OCSP response: 0 good, 1 revoked, 2 unknown.",
+    "ssl_ocsp_response_this_update": "thisUpdate of the stapled OCSP response, Unix seconds.",
+    "ssl_ocsp_response_next_update": "nextUpdate of the stapled OCSP response, Unix seconds.",
+    "ssl_ocsp_response_produced_at": "producedAt of the stapled OCSP response, Unix seconds.",
+    METRIC_PREFIX + "staple_verdict": ("Always 1: what the site staples (verdict) and whether its configuration "
+                                       "turns stapling on (stapling), with the OCSP responder its certificate names."),
+    METRIC_PREFIX + "handshake_duration_seconds": "Duration of the TLS handshake that fetched the site's staple.",
+    METRIC_PREFIX + "responder_reachable": ("1 when the host got a correct, current answer from the OCSP responder "
+                                            "over this IP family (any: over some family), else 0."),
+    METRIC_PREFIX + "disabled_since_timestamp_seconds": ("When ocsp.stapling disabled stapling on the host, "
+                                                         "Unix seconds (0: not disabled by it)."),
+    METRIC_PREFIX + "reenable_consecutive_good_answers": ("Correct responder answers in a row since the disable, "
+                                                          "counted by the re-enable job."),
+    METRIC_PREFIX + "reenable_required_good_answers": "Correct answers in a row the re-enable job waits for.",
+    METRIC_PREFIX + "host_verdict": "Always 1: the host's runbook verdict (verdict label).",
+    METRIC_PREFIX + "last_run_timestamp_seconds": ("When a runbook playbook (action label) last wrote this file, "
+                                                   "Unix seconds; other playbooks' last runs are kept."),
+}
+# ssl_exporter's ssl_ocsp_response_status values.
+CERT_STATUS_VALUES = {"good": 0, "revoked": 1, "unknown": 2}
+LAST_RUN = METRIC_PREFIX + "last_run_timestamp_seconds"
+_LAST_RUN_LINE = re.compile(rf'^{LAST_RUN}\{{action="((?:[^"\\]|\\.)*)"\}} (\d+)$', re.M)
 
 
-def prometheus_text(outcomes: dict, hosts: list[str] | None = None, now: float | None = None) -> str:
-    """node_exporter textfile-collector format, ``ocsp_stapling_*`` gauges."""
+def _timestamp(value) -> int | None:
+    """Unix seconds of an ISO 8601 time (the modules' format), or None."""
+    if not value:
+        return None
+    try:
+        stamp = _dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=_dt.timezone.utc)
+    return int(stamp.timestamp())
+
+
+def _number(value) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(int(value))
+
+
+def previous_last_runs(text: str) -> dict[str, int]:
+    """Each playbook's last run as the previous textfile recorded it (action -> Unix seconds)."""
+    return {match.group(1).replace('\\"', '"').replace("\\\\", "\\"): int(match.group(2))
+            for match in _LAST_RUN_LINE.finditer(text or "")}
+
+
+def _site_series(host: str, row: dict, add) -> None:
+    labels = {"host": host, "server": row.get("server"), "site": row.get("site")}
+    configured = row.get("stapling_configured")
+    add(METRIC_PREFIX + "staple_verdict",
+        dict(labels, responder=row.get("responder_url") or "", verdict=row.get("verdict") or "not_probed",
+             stapling={True: "on", False: "off"}.get(configured, "default")), 1)
+    if not row.get("handshake_ok"):
+        # ssl_exporter has no OCSP series for a target whose handshake failed.
+        return
+    if isinstance(row.get("handshake_seconds"), (int, float)):
+        add(METRIC_PREFIX + "handshake_duration_seconds", labels, float(row["handshake_seconds"]))
+    add("ssl_ocsp_response_stapled", labels, 1 if row.get("stapled") else 0)
+    if not row.get("stapled") or row.get("response_status") != "successful":
+        # An error response (tryLater) carries no certificate status nor times.
+        return
+    if row.get("cert_status") in CERT_STATUS_VALUES:
+        add("ssl_ocsp_response_status", labels, CERT_STATUS_VALUES[row["cert_status"]])
+    for field in ("this_update", "next_update", "produced_at"):
+        stamp = _timestamp(row.get(field))
+        if stamp is not None:
+            add(f"ssl_ocsp_response_{field}", labels, stamp)
+
+
+def prometheus_text(outcomes: dict, hosts: list[str] | None = None, now: float | None = None,
+                    action: str | None = None, previous: str = "") -> str:
+    """node_exporter textfile-collector format (gauges); see METRICS and docs/monitoring.md.
+
+    ``action`` is the playbook's (``check``, ``disable``, ``reenable``, ...): it labels this
+    run's ``last_run_timestamp_seconds``; the other actions' last runs are carried over from
+    ``previous`` (the file being replaced), so "the re-enable job has not run" can be told
+    from a file that a check run wrote last.
+    """
     order = list(hosts) if hosts else sorted(outcomes)
     stamp = now if now is not None else _dt.datetime.now(_dt.timezone.utc).timestamp()
-    metrics = {
-        "staple_status": ("1 when the site staples a good response, else 0; the verdict label says what it staples.", []),
-        "responder_reachable": ("1 when the host got a correct, current answer from the OCSP responder.", []),
-        "staple_seconds_until_expiry": ("Seconds until the stapled response's nextUpdate (negative: expired).", []),
-        "disabled_since_timestamp_seconds": ("When ocsp.stapling disabled stapling on the host (0: not disabled by it).", []),
-        "host_verdict": ("1 for the host's current runbook verdict.", []),
-        "last_run_timestamp_seconds": ("When this report was written.", []),
-    }
+    series: dict[str, dict[str, str]] = {name: {} for name in METRICS}
+
+    def add(name: str, labels: dict, value) -> None:
+        inner = ",".join(f'{key}="{_label(val)}"' for key, val in labels.items())
+        # One sample per series: node_exporter rejects a file with a duplicate. Two
+        # configuration blocks may serve one name (an IPv4 and an IPv6 server block): the first wins.
+        series[name].setdefault(inner, f"{name}{{{inner}}} {_number(value)}")
+
     for host in order:
         outcome = outcomes.get(host)
         if not outcome:
-            metrics["host_verdict"][1].append(_series("host_verdict", {"host": host, "verdict": "no_result"}, 1))
+            add(METRIC_PREFIX + "host_verdict", {"host": host, "verdict": "no_result"}, 1)
             continue
         for row in outcome.get("sites") or []:
-            labels = {"host": host, "server": row.get("server"), "site": row.get("site")}
-            metrics["staple_status"][1].append(_series(
-                "staple_status", dict(labels, verdict=row.get("verdict")), 1 if row.get("verdict") == "good" else 0))
-            if isinstance(row.get("seconds_until_expiry"), (int, float)):
-                metrics["staple_seconds_until_expiry"][1].append(_series(
-                    "staple_seconds_until_expiry", labels, int(row["seconds_until_expiry"])))
+            _site_series(host, row, add)
         for responder in outcome.get("responders") or []:
-            metrics["responder_reachable"][1].append(_series(
-                "responder_reachable", {"host": host, "responder": responder.get("url")},
-                1 if responder.get("reachable") else 0))
-        metrics["disabled_since_timestamp_seconds"][1].append(_series(
-            "disabled_since_timestamp_seconds", {"host": host}, int(outcome.get("disabled_since") or 0)))
-        metrics["host_verdict"][1].append(_series("host_verdict", {"host": host, "verdict": outcome.get("verdict")}, 1))
-    metrics["last_run_timestamp_seconds"][1].append(f"{METRIC_PREFIX}last_run_timestamp_seconds {int(stamp)}")
+            labels = {"host": host, "responder": responder.get("url")}
+            add(METRIC_PREFIX + "responder_reachable", dict(labels, ip_family="any"),
+                1 if responder.get("reachable") else 0)
+            for family in ("ipv4", "ipv6"):
+                if responder.get(family) is not None:
+                    add(METRIC_PREFIX + "responder_reachable", dict(labels, ip_family=family),
+                        1 if responder[family] else 0)
+        add(METRIC_PREFIX + "disabled_since_timestamp_seconds", {"host": host}, int(outcome.get("disabled_since") or 0))
+        reenable = outcome.get("reenable") or {}
+        if reenable.get("required_good"):
+            add(METRIC_PREFIX + "reenable_consecutive_good_answers", {"host": host},
+                int(reenable.get("consecutive_good") or 0))
+            add(METRIC_PREFIX + "reenable_required_good_answers", {"host": host}, int(reenable["required_good"]))
+        add(METRIC_PREFIX + "host_verdict", {"host": host, "verdict": outcome.get("verdict")}, 1)
+    last_runs = previous_last_runs(previous)
+    last_runs[action or "unknown"] = int(stamp)
+    for name in sorted(last_runs):
+        add(LAST_RUN, {"action": name}, last_runs[name])
     lines = []
-    for name, (help_text, series) in metrics.items():
-        if not series:
+    for name, help_text in METRICS.items():
+        if not series[name]:
             continue
-        lines.append(f"# HELP {METRIC_PREFIX}{name} {help_text}")
-        lines.append(f"# TYPE {METRIC_PREFIX}{name} gauge")
-        lines.extend(series)
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} gauge")
+        lines.extend(series[name].values())
     return "\n".join(lines) + "\n"
 
 
@@ -153,6 +237,15 @@ def write_atomic(path: str, text: str, mode: int = 0o644) -> bool:
         pass
     _write_atomic(path, text, mode)
     return True
+
+
+def read_text(path: str) -> str:
+    """The file's text, or "" when it does not exist yet (or cannot be read)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def dump_json(report: dict) -> str:

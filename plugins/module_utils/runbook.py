@@ -131,6 +131,13 @@ def site_rows(facts: dict, status: dict, check: dict) -> list[dict]:
             "response_status": endpoint.get("ocsp_response_status"),
             "seconds_until_expiry": endpoint.get("seconds_until_expiry"),
             "handshake_ok": endpoint.get("handshake_ok"),
+            # What the Prometheus textfile reports, in ssl_exporter's terms.
+            "stapled": endpoint.get("stapled"),
+            "cert_status": endpoint.get("cert_status"),
+            "this_update": endpoint.get("this_update"),
+            "next_update": endpoint.get("next_update"),
+            "produced_at": endpoint.get("produced_at"),
+            "handshake_seconds": endpoint.get("handshake_seconds"),
             "message": endpoint.get("message") or "",
         })
     return rows

@@ -86,6 +86,7 @@ def _unverified_status(der: bytes, cert: x509.Certificate) -> dict:
             found.update(cert_status=_enum_name(CERT_STATUS_NAMES, single.certificate_status),
                          this_update=single.this_update_utc.isoformat(),
                          next_update=single.next_update_utc.isoformat() if single.next_update_utc else None,
+                         produced_at=response.produced_at_utc.isoformat(),
                          revocation_time=(single.revocation_time_utc.isoformat()
                                           if single.revocation_time_utc else None))
             break
@@ -124,7 +125,7 @@ def judge(probe: dict, trust: list[x509.Certificate] | None = None, now: dt.date
         "chain_trusted": None, "chain_error": None,
         "stapled": bool(probe.get("stapled")), "staple": probe.get("staple"),
         "ocsp_response_status": None, "cert_status": None, "revocation_time": None,
-        "this_update": None, "next_update": None, "seconds_until_expiry": None,
+        "this_update": None, "next_update": None, "produced_at": None, "seconds_until_expiry": None,
         "verified": False, "verify_failure": None, "verify_detail": None,
         "verdict": "handshake_failed", "message": "",
     }
@@ -171,7 +172,7 @@ def judge(probe: dict, trust: list[x509.Certificate] | None = None, now: dt.date
         checked = verify_response(der, leaf, issuer, now=now, skew_seconds=skew_seconds)
         result.update(ocsp_response_status=checked.response_status, cert_status=checked.cert_status,
                       revocation_time=checked.revocation_time, this_update=checked.this_update,
-                      next_update=checked.next_update)
+                      next_update=checked.next_update, produced_at=checked.produced_at)
         result["verified"] = bool(checked.signature_valid and checked.certid_match)
         result["verify_failure"] = checked.failure
         result["verify_detail"] = checked.detail

@@ -14,7 +14,9 @@ description:
     C(ocsp.stapling.stapling) role) and returns a table a person reads at a glance - host,
     servers, sites by staple verdict, the host's verdict, what changed.
   - Optionally writes a JSON report (O(json_path)) and a Prometheus textfile-collector file
-    (O(prometheus_path)) with C(ocsp_stapling_*) gauges. Both are replaced atomically.
+    (O(prometheus_path)) for node_exporter's textfile collector, with ssl_exporter's
+    C(ssl_ocsp_response_*) names where the meaning is the same and C(ocsp_stapling_*) gauges
+    for the runbook's own series. Both are replaced atomically.
   - Meant to run once, on the controller (C(delegate_to=localhost), C(run_once=true)).
   - Reports describe a run; they change nothing on the managed hosts, so the module always
     returns C(changed=false) and runbook playbooks stay idempotent.
@@ -66,12 +68,18 @@ options:
     type: bool
     default: true
 notes:
-  - "Gauges: C(ocsp_stapling_staple_status{host,server,site,verdict}) (1 when the site staples a
-    good response), C(ocsp_stapling_responder_reachable{host,responder}),
-    C(ocsp_stapling_staple_seconds_until_expiry{host,server,site}),
-    C(ocsp_stapling_disabled_since_timestamp_seconds{host}) (0 when not disabled by the
-    collection), C(ocsp_stapling_host_verdict{host,verdict}) and
-    C(ocsp_stapling_last_run_timestamp_seconds)."
+  - "Per site (labels C(host), C(server), C(site)): C(ssl_ocsp_response_stapled),
+    C(ssl_ocsp_response_status) (0 good, 1 revoked, 2 unknown), C(ssl_ocsp_response_this_update),
+    C(ssl_ocsp_response_next_update), C(ssl_ocsp_response_produced_at) (Unix seconds),
+    C(ocsp_stapling_handshake_duration_seconds) and C(ocsp_stapling_staple_verdict) (labels
+    C(responder), C(verdict), C(stapling))."
+  - "Per host: C(ocsp_stapling_responder_reachable{host,responder,ip_family}) (C(ip_family) V(any),
+    V(ipv4), V(ipv6)), C(ocsp_stapling_disabled_since_timestamp_seconds) (0 when not disabled by
+    the collection), C(ocsp_stapling_reenable_consecutive_good_answers),
+    C(ocsp_stapling_reenable_required_good_answers) and C(ocsp_stapling_host_verdict{host,verdict});
+    per playbook C(ocsp_stapling_last_run_timestamp_seconds{action}) (the action in O(meta); the
+    other actions' last runs are kept from the file being replaced)."
+  - Alert rules for these series ship in the collection's C(prometheus/alerts.yml); see docs/monitoring.md.
 seealso:
   - module: ocsp.stapling.stapling_record
 """
@@ -121,6 +129,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.report import (
     dump_json,
     json_report,
     prometheus_text,
+    read_text,
     summary_lines,
     write_atomic,
 )
@@ -146,7 +155,9 @@ def main() -> None:
     files = []
     if not module.check_mode or params["write_in_check_mode"]:
         targets = [(params["json_path"], lambda: dump_json(report)),
-                   (params["prometheus_path"], lambda: prometheus_text(outcomes, hosts))]
+                   (params["prometheus_path"], lambda: prometheus_text(
+                       outcomes, hosts, action=params["meta"].get("action"),
+                       previous=read_text(params["prometheus_path"])))]
         for path, render in targets:
             if not path:
                 continue

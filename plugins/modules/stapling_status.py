@@ -201,6 +201,7 @@ endpoints:
     revocation_time: {description: When the certificate was revoked (ISO 8601)., type: str, returned: always}
     this_update: {description: thisUpdate of the staple (ISO 8601)., type: str, returned: always}
     next_update: {description: nextUpdate of the staple (ISO 8601)., type: str, returned: always}
+    produced_at: {description: producedAt of the staple (ISO 8601)., type: str, returned: always}
     seconds_until_expiry: {description: Seconds until nextUpdate; negative once expired., type: int, returned: always}
     verified:
       description: Whether the staple's signature and CertID check out against the served chain (or O(trust_bundle)).

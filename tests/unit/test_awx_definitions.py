@@ -132,7 +132,7 @@ def test_execution_environment_installs_the_collection_and_its_requirements():
     assert dependencies["ansible_core"]["package_pip"] == tested
     galaxy = load_yaml(REPO / "galaxy.yml")
     tarball = f"{galaxy['namespace']}-{galaxy['name']}-"
-    steps = " ".join(ee["additional_build_steps"]["append_galaxy"])
+    steps = " ".join(ee["additional_build_steps"]["append_final"])
     assert "ansible-galaxy collection install" in steps and tarball in steps, steps
     build_files = {item["dest"]: item["src"] for item in ee["additional_build_files"]}
     assert "_build/collection/" in steps and "collection" in build_files, build_files
