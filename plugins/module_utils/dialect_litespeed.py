@@ -1001,7 +1001,14 @@ def discover(server_root: str, flavor: str = "auto", root: str = "/") -> tuple:
         template_file = tree.get(segments, "templateFile")
         target = StaplingTarget(kind="template", name=name, path=main, block=None)
         target.listeners = [w.strip() for w in (tree.get(segments, "listeners") or "").split(",") if w.strip()]
-        for member_name, member in tree.children(segments, "member"):
+        members = tree.children(segments, "member")
+        if flavor == OPENLITESPEED:  # "member NAME" on one line: the value is the name
+            for path, block in segments:
+                node = tree.open(path).node(block)
+                for entry in node.directives if node is not None else []:
+                    if entry.key.lower() == "member" and entry.value.strip():
+                        members.append((entry.value.strip(), []))
+        for member_name, member in members:
             member_name = member_name or tree.get(member, "vhName") or ""
             if member_name:
                 target.members.append({
@@ -1152,15 +1159,16 @@ def plan_stapling(server_root: str, settings: StaplingSettings, listeners=("all"
 
 def record_originals(plan: StaplingPlan, state: str, originals: dict) -> dict:
     """The record after ``plan`` is live: the first value the collection replaced stays the
-    original; ``applied`` follows each change; restored keys leave the record."""
-    record = {target_id: dict(keys) for target_id, keys in (originals or {}).items()}
+    original; ``applied`` follows each change. A restored target leaves the record, the
+    keys changed since by someone else too: they are the operator's values now."""
+    originals = originals or {}
+    record = {target_id: dict(keys) for target_id, keys in originals.items()}
     for target in plan.targets:
+        if state == "absent" or (state == "disabled" and _originally_off(originals.get(target.id) or {})):
+            record.pop(target.id, None)
+            continue
         keys = record.setdefault(target.id, {})
-        restoring = state == "absent" or (state == "disabled" and _originally_off(originals.get(target.id) or {}))
         for key, (before, after) in target.changes.items():
-            if restoring:
-                keys.pop(key, None)
-                continue
             entry = keys.setdefault(key, {"original": before})
             entry["applied"] = after
         if not keys:
