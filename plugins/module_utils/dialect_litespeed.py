@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from xml.parsers import expat
 from xml.sax.saxutils import escape as _xml_escape
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path
+from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path, server_view
 
 ENABLE_KEY = "enableStapling"
 MAX_AGE_KEY = "ocspRespMaxAge"
@@ -756,7 +756,7 @@ class _XmlFile:
         return self.doc.data
 
 
-def include_files(value: str, including_file: str, server_root: str) -> list:
+def include_files(value: str, including_file: str, server_root: str, root: str = "/") -> list:
     """The files an OpenLiteSpeed ``include`` line pulls in, in the order it reads them.
 
     As plainconf::getIncludeFile and loadConfFile do: an absolute path, ``$SERVER_ROOT/...``,
@@ -776,22 +776,24 @@ def include_files(value: str, including_file: str, server_root: str) -> list:
     else:
         path = os.path.join(os.path.dirname(including_file), value)
     path = os.path.normpath(path)
+    host = host_path(root, path)
     if any(char in path for char in "*?["):
-        return [found for match in sorted(glob.glob(path)) if match != including_file
-                for found in (include_files(match, including_file, server_root)
-                              if os.path.isdir(match) else [match])]
-    if os.path.isdir(path):
+        return [found for match in sorted(server_view(root, m) for m in glob.glob(host))
+                if match != including_file
+                for found in (include_files(match, including_file, server_root, root)
+                              if os.path.isdir(host_path(root, match)) else [match])]
+    if os.path.isdir(host):
         found = []
-        for name in sorted(os.listdir(path)):
+        for name in sorted(os.listdir(host)):
             full = os.path.join(path, name)
             if name.endswith("~"):
                 continue
-            if os.path.isdir(full):
-                found.extend(include_files(full, including_file, server_root))
+            if os.path.isdir(host_path(root, full)):
+                found.extend(include_files(full, including_file, server_root, root))
             elif fnmatch.fnmatch(name, "*.conf"):
                 found.append(full)
         return found
-    return [path] if os.path.isfile(path) else []
+    return [path] if os.path.isfile(host) else []
 
 
 class _Tree:
@@ -826,7 +828,7 @@ class _Tree:
         for entry in node.directives:
             if entry.key.lower() != "include":
                 continue
-            for included in include_files(entry.value, path, self.server_root):
+            for included in include_files(entry.value, path, self.server_root, self.root):
                 if included in _seen or included == path:
                     raise LiteSpeedConfigError(
                         "%s line %d: include %s pulls in %s, which includes it again. Expected "
@@ -990,7 +992,9 @@ def discover(server_root: str, flavor: str = "auto", root: str = "/") -> tuple:
                 ssl = tree.children(conf, "vhssl")
         elif not ssl:
             tree.notes.append("virtual host %s has no configFile and no SSL block; skipped" % name)
-        target.names = _domains(tree.get(names_from, "vhDomain") or name, name) + [
+        # without vhDomain the server uses the vhost name; the listeners' map lines name the
+        # real domains then, so only a configured vhDomain is listed here
+        target.names = _domains(tree.get(names_from, "vhDomain"), name) + [
             d for d in _domains(tree.get(names_from, "vhAliases"), name)]
         if ssl:
             target.segments = ssl[0][1]
