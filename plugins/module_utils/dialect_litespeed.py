@@ -595,8 +595,9 @@ class StaplingTarget:
         return "%s:%s" % (self.kind, self.name)
 
     def as_dict(self) -> dict:
-        out = {"kind": self.kind, "name": self.name, "file": self.path,
-               "changes": {k: {"before": v[0], "after": v[1]} for k, v in self.changes.items()}}
+        out = {"kind": self.kind, "name": self.name, "file": self.path, "names": list(self.names),
+               "changes": {k: {"before": v[0], "after": v[1]} for k, v in self.changes.items()},
+               "certificates": sorted(v for k, v in self.referenced_files.items() if k.startswith("certFile"))}
         if self.kind == "template":
             out["members"] = [m["name"] for m in self.members]
         return out
