@@ -30,12 +30,16 @@ format they sit in ``listener NAME { ... }`` and in the vhost's ``vhssl { ... }`
 """
 from __future__ import annotations
 
+import fnmatch
+import glob
 import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from xml.parsers import expat
 from xml.sax.saxutils import escape as _xml_escape
+
+from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path, server_view
 
 ENABLE_KEY = "enableStapling"
 MAX_AGE_KEY = "ocspRespMaxAge"
@@ -71,7 +75,9 @@ class LiteSpeedConfigError(ValueError):
 # --------------------------------------------------------------------------------------
 
 _OPEN_RE = re.compile(r"^(?P<indent>[ \t]*)(?P<header>[^\s#{}][^{}]*?)[ \t]*\{[ \t]*$")
-_CLOSE_RE = re.compile(r"^[ \t]*\}[ \t]*$")
+# OpenLiteSpeed pops the block at a line starting with "}" and reads the rest of the line
+# as a line of its own (plainconf::parseLine), so "} # comment" closes a block too.
+_CLOSE_RE = re.compile(r"^[ \t]*\}[ \t]*(?:#.*)?$")
 _DIRECTIVE_RE = re.compile(
     r"^(?P<indent>[ \t]*)(?P<key>[^\s#{}]+)(?P<sep>[ \t]*)(?P<value>.*?)(?P<trail>[ \t]*)$")
 _HEREDOC_RE = re.compile(r"<<<(?P<marker>\S+)$")
@@ -424,11 +430,16 @@ class LswsXml:
         keeps only elements whose ``<name>`` child reads X."""
         level = [self.root]
         for step in _as_list(path):
-            wanted = None
+            wanted = index = None
             if "[name=" in step:
                 step, wanted = step[:-1].split("[name=", 1)
+            elif "[#" in step:  # the Nth element with that tag (members have no <name>)
+                step, number = step[:-1].split("[#", 1)
+                index = int(number)
             level = [child for node in level for child in node.children
                      if child.tag == step and (wanted is None or child.child_text("name") == wanted)]
+            if index is not None:
+                level = level[index:index + 1]
         return level
 
     def _locate(self, path) -> XmlNode:
@@ -529,12 +540,20 @@ class LswsXml:
 class StaplingSettings:
     """What the operator asked for. ``None`` leaves a key as it is; an empty string removes
     ``ocspResponder`` / ``ocspCACerts`` so the server falls back to its own default (the
-    certificate's AIA URL, ``CACertFile``)."""
+    certificate's AIA URL, ``CACertFile``).
+
+    ``originals`` is the record of what the operator's files held before the collection
+    first changed a key (:func:`record_originals`): ``{target id: {key: {"original": value
+    or None, "applied": value}}}``. ``absent`` puts those values back; ``disabled`` does the
+    same for a target whose original had stapling off (a missing ``enableStapling`` is off,
+    default 0), so enable then disable gives back the original keys, absent staying absent.
+    """
 
     state: str = "enabled"
     max_age: int | None = None
     responder: str | None = None
     ca_certs: str | None = None
+    originals: dict = field(default_factory=dict)
 
     def operations(self) -> list:
         ops = [(ENABLE_KEY, "1" if self.state == "enabled" else "0")]
@@ -549,20 +568,39 @@ class StaplingSettings:
 
 @dataclass
 class StaplingTarget:
-    """A listener or virtual host whose SSL settings the plan edits."""
+    """A listener, virtual host or vhost template whose SSL settings the plan edits.
 
-    kind: str  # "listener" or "vhost"
+    ``segments`` are the places the block's keys are read from, in the server's order: the
+    block itself, then the files its ``include`` lines pull in (OpenLiteSpeed splices an
+    included file into the block holding the ``include``). ``path`` and ``block`` are the
+    first segment, where a new key goes.
+    """
+
+    kind: str  # "listener", "vhost" or "template"
     name: str
     path: str  # file holding the SSL block
     block: object  # OLS selector list or XML element path
     address: str = ""
     vh_root: str = ""
+    segments: list = field(default_factory=list)  # [(path, block)]
+    names: list = field(default_factory=list)  # vhDomain + vhAliases, $VH_NAME expanded
+    members: list = field(default_factory=list)  # a template's member vhosts
+    listeners: list = field(default_factory=list)  # a template's listeners
+    maps: list = field(default_factory=list)  # a listener's [(vhost, [domains])]
     changes: dict = field(default_factory=dict)  # key -> [before, after]
     referenced_files: dict = field(default_factory=dict)  # key -> resolved path
 
+    @property
+    def id(self) -> str:
+        return "%s:%s" % (self.kind, self.name)
+
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "file": self.path,
-                "changes": {k: {"before": v[0], "after": v[1]} for k, v in self.changes.items()}}
+        out = {"kind": self.kind, "name": self.name, "file": self.path, "names": list(self.names),
+               "changes": {k: {"before": v[0], "after": v[1]} for k, v in self.changes.items()},
+               "certificates": sorted(v for k, v in self.referenced_files.items() if k.startswith("certFile"))}
+        if self.kind == "template":
+            out["members"] = [m["name"] for m in self.members]
+        return out
 
 
 @dataclass
@@ -652,34 +690,26 @@ def resolve_path(value: str, server_root: str, vh_name: str = "", vh_root: str =
     return os.path.normpath(path)
 
 
-def _select(kind: str, available: list, wanted: list, plan: StaplingPlan) -> list:
-    if any(w == "all" for w in wanted):
-        return available
-    names = [n for n, *_rest in available]
-    unknown = [w for w in wanted if w not in names]
-    if unknown:
-        raise LiteSpeedConfigError(
-            "No %s named %s in %s. Found: %s. Use one of those names or 'all'."
-            % (kind, ", ".join(sorted(unknown)), plan.main_config, ", ".join(names) or "none"))
-    return [item for item in available if item[0] in wanted]
-
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise LiteSpeedConfigError("Cannot read %s (%s). Expected a readable LiteSpeed "
-                                   "configuration file; check the path and permissions."
-                                   % (path, exc.strerror)) from None
-
-
 class _OlsFile:
     def __init__(self, path: str, data: bytes) -> None:
         self.doc = OlsConfig(data.decode("utf-8", "surrogateescape"), source=path)
 
+    def node(self, block):
+        found = self.doc.find(block)
+        return found[0] if found else None
+
     def get(self, block, key):
         return self.doc.get(block, key)
+
+    def locate(self, block, key):
+        """``(value, line)`` of the entry the server uses, or None."""
+        node = self.node(block)
+        entry = node.directive(key) if node is not None else None
+        return None if entry is None else (entry.value, entry.first + 1)
+
+    def line(self, block) -> int:
+        node = self.node(block)
+        return node.open_line + 1 if node is not None and node.open_line >= 0 else 1
 
     def set(self, block, key, value):
         return self.doc.set(block, key, value)
@@ -695,8 +725,26 @@ class _XmlFile:
     def __init__(self, path: str, data: bytes) -> None:
         self.doc = LswsXml(data, source=path)
 
+    def _line(self, offset: int) -> int:
+        return self.doc.data.count(b"\n", 0, offset) + 1
+
+    def node(self, block):
+        found = self.doc.find(block)
+        return found[0] if found else None
+
     def get(self, block, key):
         return self.doc.get(block, key)
+
+    def locate(self, block, key):
+        node = self.node(block)
+        if node is None:
+            return None
+        entries = [c for c in node.children if c.tag == key]
+        return (entries[-1].text.strip(), self._line(entries[-1].start)) if entries else None
+
+    def line(self, block) -> int:
+        node = self.node(block)
+        return self._line(node.start) if node is not None else 1
 
     def set(self, block, key, value):
         return self.doc.set(block, key, value)
@@ -709,113 +757,428 @@ class _XmlFile:
         return self.doc.data
 
 
+def include_files(value: str, including_file: str, server_root: str, root: str = "/") -> list:
+    """The files an OpenLiteSpeed ``include`` line pulls in, in the order it reads them.
+
+    As plainconf::getIncludeFile and loadConfFile do: an absolute path, ``$SERVER_ROOT/...``,
+    or a path relative to the including file's directory; a wildcard expands (sorted); a
+    directory brings in its ``*.conf`` files and subdirectories, sorted, skipping names
+    ending in ``~``; a path that does not exist is skipped by the server, so here too.
+    """
+    value = value.strip()
+    if not value:
+        return []
+    if value.startswith("/"):
+        path = value
+    elif value.lower().startswith("$server_root/"):
+        path = os.path.join(server_root, value[len("$server_root/"):])
+    elif value.startswith("$"):
+        return []
+    else:
+        path = os.path.join(os.path.dirname(including_file), value)
+    path = os.path.normpath(path)
+    host = host_path(root, path)
+    if any(char in path for char in "*?["):
+        return [found for match in sorted(server_view(root, m) for m in glob.glob(host))
+                if match != including_file
+                for found in (include_files(match, including_file, server_root, root)
+                              if os.path.isdir(host_path(root, match)) else [match])]
+    if os.path.isdir(host):
+        found = []
+        for name in sorted(os.listdir(host)):
+            full = os.path.join(path, name)
+            if name.endswith("~"):
+                continue
+            if os.path.isdir(host_path(root, full)):
+                found.extend(include_files(full, including_file, server_root, root))
+            elif fnmatch.fnmatch(name, "*.conf"):
+                found.append(full)
+        return found
+    return [path] if os.path.isfile(host) else []
+
+
+class _Tree:
+    """The files of one server root, opened once, and the block scopes across includes."""
+
+    def __init__(self, server_root: str, flavor: str, root: str = "/") -> None:
+        self.server_root = server_root
+        self.flavor = flavor
+        self.root = root
+        self.files: dict = {}
+        self.before: dict = {}
+        self.notes: list = []
+
+    def open(self, path: str):
+        if path not in self.files:
+            data = _read(host_path(self.root, path))
+            self.before[path] = data
+            self.files[path] = _OlsFile(path, data) if self.flavor == OPENLITESPEED else _XmlFile(path, data)
+        return self.files[path]
+
+    def exists(self, path: str) -> bool:
+        return os.path.isfile(host_path(self.root, path))
+
+    def segments(self, path: str, block, _seen=()) -> list:
+        """``(path, block)`` and, recursively, the roots of the files its includes pull in."""
+        found = [(path, block)]
+        if self.flavor != OPENLITESPEED:
+            return found
+        node = self.open(path).node(block)
+        if node is None:
+            return found
+        for entry in node.directives:
+            if entry.key.lower() != "include":
+                continue
+            for included in include_files(entry.value, path, self.server_root, self.root):
+                if included in _seen or included == path:
+                    raise LiteSpeedConfigError(
+                        "%s line %d: include %s pulls in %s, which includes it again. Expected "
+                        "includes without a loop; remove one of them and run again."
+                        % (path, entry.first + 1, entry.value.strip(), included))
+                found.extend(self.segments(included, [], _seen + (path,)))
+        return found
+
+    def children(self, segments: list, kind: str) -> list:
+        """``(name, [segments])`` of every child block of ``kind`` across ``segments``."""
+        out = []
+        for path, block in segments:
+            handle = self.open(path)
+            node = handle.node(block)
+            if node is None:
+                continue
+            if self.flavor == OPENLITESPEED:
+                for child in node.blocks:
+                    if child.kind.lower() == kind.lower():
+                        selector = list(block) + ["%s %s" % (child.kind, child.name) if child.name else child.kind]
+                        out.append((child.name, self.segments(path, selector)))
+            else:
+                same = [child for child in node.children if child.tag == kind]
+                for number, child in enumerate(same):
+                    name = child.child_text("name") or child.child_text("vhName") or ""
+                    step = "%s[name=%s]" % (kind, name) if child.child_text("name") else "%s[#%d]" % (kind, number)
+                    out.append((name, [(path, list(block) + [step])]))
+        return out
+
+    def get(self, segments: list, key: str):
+        value = None
+        for path, block in segments:
+            found = self.open(path).get(block, key)
+            if found is not None:
+                value = found
+        return value
+
+    def locate(self, segments: list, key: str):
+        """``{value, file, line}`` of the entry the server uses, or None."""
+        found = None
+        for path, block in segments:
+            hit = self.open(path).locate(block, key)
+            if hit is not None:
+                found = {"value": hit[0], "file": path, "line": hit[1]}
+        return found
+
+    def set(self, segments: list, key: str, value: str) -> bool:
+        holders = [(p, b) for p, b in segments if self.open(p).get(b, key) is not None]
+        changed = False
+        for path, block in holders or segments[:1]:
+            changed = self.open(path).set(block, key, value) or changed
+        return changed
+
+    def remove(self, segments: list, key: str) -> bool:
+        changed = False
+        for path, block in segments:
+            changed = self.open(path).remove(block, key) or changed
+        return changed
+
+
+def _domains(value: str | None, vh_name: str) -> list:
+    """``vhDomain`` / ``vhAliases`` as names, ``$VH_NAME`` expanded as the server does."""
+    text = (value or "").replace("$VH_NAME", vh_name)
+    return [d.strip() for d in text.replace(",", " ").split() if d.strip()]
+
+
+def _listener_maps(tree: _Tree, segments: list) -> list:
+    """``[(vhost, [domains])]`` of a listener: ``map VH dom, dom`` lines (text) or
+    ``<vhostMapList><vhostMap>`` (XML)."""
+    maps = []
+    for path, block in segments:
+        handle = tree.open(path)
+        node = handle.node(block)
+        if node is None:
+            continue
+        if tree.flavor == OPENLITESPEED:
+            for entry in node.directives:
+                if entry.key.lower() == "map":
+                    vhost, _sep, domains = entry.value.strip().partition(" ")
+                    maps.append((vhost.strip(), _domains(domains, vhost.strip())))
+        else:
+            holders = [c for c in node.children if c.tag == "vhostMapList"] + [node]
+            for holder in holders:
+                for mapping in holder.children:
+                    if mapping.tag == "vhostMap":
+                        vhost = mapping.child_text("vhost") or ""
+                        maps.append((vhost, _domains(mapping.child_text("domain"), vhost)))
+    return maps
+
+
+def discover(server_root: str, flavor: str = "auto", root: str = "/") -> tuple:
+    """Every listener, virtual host and vhost template under ``server_root``.
+
+    Returns ``(tree, main config path, listeners, vhosts, error_log)``. Listeners are
+    :class:`StaplingTarget` with ``address``, ``maps`` and a ``secure`` key readable through
+    the tree; vhosts and templates are targets whose ``segments`` are their SSL block (empty
+    when they have none). What OpenLiteSpeed does, read from its source:
+
+    * a vhost's SSL context is built from its ``vhssl`` block alone (HttpVHost::config ->
+      newSSLContext(vhssl)); nothing is inherited from the listener, and ``enableStapling``
+      defaults to 0 there;
+    * a ``vhTemplate`` member is configured from the template file's ``virtualHostConfig``
+      (HttpServerImpl::configVHTemplateToListenerMap), so the template's ``vhssl`` is the
+      member's, and editing it changes every member; ``vhDomain`` defaults to the member name;
+    * ``include`` lines are spliced into the block that holds them (plainconf).
+    """
+    server_root = os.path.normpath(server_root)
+    if flavor == "auto":
+        flavor = detect_flavor(host_path(root, server_root)) if root != "/" else detect_flavor(server_root)
+    main = os.path.join(server_root, "conf",
+                        "httpd_config.conf" if flavor == OPENLITESPEED else "httpd_config.xml")
+    tree = _Tree(server_root, flavor, root)
+    if not tree.exists(main):
+        raise LiteSpeedConfigError(
+            "%s does not exist. Expected the %s main configuration there; check server_root "
+            "and flavor." % (main, "OpenLiteSpeed" if flavor == OPENLITESPEED else "LiteSpeed Enterprise"))
+    if flavor == OPENLITESPEED:
+        top = tree.segments(main, [])
+        listener_kind, vhost_kind, template_kind = "listener", "virtualHost", "vhTemplate"
+        listener_scopes = tree.children(top, listener_kind)
+        vhost_scopes = tree.children(top, vhost_kind)
+        template_scopes = tree.children(top, template_kind)
+        error_logs = [name for name, _segments in tree.children(top, "errorlog") if name]
+    else:
+        top = [(main, [])]
+        listener_scopes = tree.children(tree.children(top, "listenerList")[0][1] if tree.children(top, "listenerList") else [], "listener")
+        vhost_scopes = tree.children(tree.children(top, "virtualHostList")[0][1] if tree.children(top, "virtualHostList") else [], "virtualHost")
+        template_scopes = tree.children(tree.children(top, "vhTemplateList")[0][1] if tree.children(top, "vhTemplateList") else [], "vhTemplate")
+        error_logs = [tree.get(segments, "fileName") for _n, segments in
+                      tree.children(tree.children(top, "logging")[0][1] if tree.children(top, "logging") else [], "log")]
+        error_logs = [log for log in error_logs if (log or "").strip()]
+    # "errorlog <file> { ... }" (text) or <logging><log><fileName> (XML); else the default.
+    error_log = (resolve_path(error_logs[0].strip(), server_root) if error_logs
+                 else default_error_log(server_root))
+
+    listeners = []
+    for name, segments in listener_scopes:
+        target = StaplingTarget(kind="listener", name=name, path=segments[0][0], block=segments[0][1],
+                                segments=segments, address=tree.get(segments, "address") or "")
+        target.maps = _listener_maps(tree, segments)
+        listeners.append(target)
+
+    vhosts = []
+    for name, segments in vhost_scopes:
+        vh_root_value = tree.get(segments, "vhRoot")
+        vh_root = resolve_path(vh_root_value, server_root, name) if vh_root_value else ""
+        target = StaplingTarget(kind="vhost", name=name, path=main, block=None, vh_root=vh_root)
+        names_from = segments
+        ssl = tree.children(segments, "vhssl")
+        config_file = tree.get(segments, "configFile")
+        if not ssl and config_file:
+            path = resolve_path(config_file, server_root, name, vh_root)
+            if not tree.exists(path):
+                tree.notes.append("virtual host %s: config file %s does not exist; skipped" % (name, path))
+            else:
+                conf = tree.segments(path, [])
+                if flavor == ENTERPRISE:
+                    holder = tree.children(conf, "virtualHostConfig")
+                    conf = holder[0][1] if holder else conf
+                names_from = segments + conf
+                ssl = tree.children(conf, "vhssl")
+        elif not ssl:
+            tree.notes.append("virtual host %s has no configFile and no SSL block; skipped" % name)
+        # without vhDomain the server uses the vhost name; the listeners' map lines name the
+        # real domains then, so only a configured vhDomain is listed here
+        target.names = _domains(tree.get(names_from, "vhDomain"), name) + [
+            d for d in _domains(tree.get(names_from, "vhAliases"), name)]
+        if ssl:
+            target.segments = ssl[0][1]
+            target.path, target.block = target.segments[0]
+        vhosts.append(target)
+
+    for name, segments in template_scopes:
+        template_file = tree.get(segments, "templateFile")
+        target = StaplingTarget(kind="template", name=name, path=main, block=None)
+        target.listeners = [w.strip() for w in (tree.get(segments, "listeners") or "").split(",") if w.strip()]
+        members = tree.children(segments, "member")
+        if flavor == OPENLITESPEED:  # "member NAME" on one line: the value is the name
+            for path, block in segments:
+                node = tree.open(path).node(block)
+                for entry in node.directives if node is not None else []:
+                    if entry.key.lower() == "member" and entry.value.strip():
+                        members.append((entry.value.strip(), []))
+        for member_name, member in members:
+            member_name = member_name or tree.get(member, "vhName") or ""
+            if member_name:
+                target.members.append({
+                    "name": member_name,
+                    "names": _domains(tree.get(member, "vhDomain") or member_name, member_name)
+                    + _domains(tree.get(member, "vhAliases"), member_name)})
+        target.names = [n for m in target.members for n in m["names"]]
+        if not template_file:
+            tree.notes.append("vhost template %s has no templateFile; skipped" % name)
+        else:
+            path = resolve_path(template_file, server_root)
+            if not tree.exists(path):
+                tree.notes.append("vhost template %s: template file %s does not exist; skipped" % (name, path))
+            else:
+                conf = tree.children(tree.segments(path, []), "virtualHostConfig")
+                ssl = tree.children(conf[0][1], "vhssl") if conf else []
+                if ssl:
+                    target.segments = ssl[0][1]
+                    target.path, target.block = target.segments[0]
+                    vh_root_value = tree.get(tree.segments(path, []), "vhRoot")
+                    target.vh_root = vh_root_value or ""
+        vhosts.append(target)
+    return tree, main, listeners, vhosts, error_log
+
+
+def _select(kind: str, available: list, wanted: list, main_config: str) -> list:
+    if any(w == "all" for w in wanted):
+        return available
+    names = []
+    for target in available:
+        names.append(target.name)
+        names.extend(m["name"] for m in target.members)
+    unknown = [w for w in wanted if w not in names]
+    if unknown:
+        raise LiteSpeedConfigError(
+            "No %s named %s in %s. Found: %s. Use one of those names or 'all'."
+            % (kind, ", ".join(sorted(unknown)), main_config, ", ".join(names) or "none"))
+    return [t for t in available if t.name in wanted or any(m["name"] in wanted for m in t.members)]
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise LiteSpeedConfigError("Cannot read %s (%s). Expected a readable LiteSpeed "
+                                   "configuration file; check the path and permissions."
+                                   % (path, exc.strerror)) from None
+
+
+def _restore_operations(target: StaplingTarget, recorded: dict, tree: _Tree, notes: list) -> list:
+    """Put back what ``recorded`` says the operator had, key by key; a key changed since the
+    collection set it (WebAdmin, by hand) is the operator's again and left alone."""
+    ops = []
+    for key, entry in sorted(recorded.items()):
+        current = tree.get(target.segments, key)
+        if current != entry.get("applied"):
+            notes.append("%s %s: %s is %s now, not the %s this collection set, so it was "
+                         "changed since and is left as it is" % (target.kind, target.name, key,
+                                                                  _show(current), _show(entry.get("applied"))))
+            continue
+        ops.append((key, entry.get("original")))
+    return ops
+
+
+def _show(value) -> str:
+    return "absent" if value is None else repr(value)
+
+
+def _originally_off(recorded: dict) -> bool:
+    entry = recorded.get(ENABLE_KEY)
+    return entry is not None and (entry.get("original") or "0").strip() != "1"
+
+
 def plan_stapling(server_root: str, settings: StaplingSettings, listeners=("all",),
                   vhosts=("all",), flavor: str = "auto") -> StaplingPlan:
     """Compute the edits for ``settings`` on the listeners and vhosts asked for.
 
-    Reads files only. Secure listeners are the listener targets; a vhost is a target when
-    it has its own SSL block (``vhssl``); one without uses its listener's certificate and
-    stapling setting, so it is noted and skipped.
+    Reads files only. Secure listeners are listener targets; a vhost (or a vhost template,
+    selected by its name or a member's) is a target when it has its own SSL block
+    (``vhssl``). A vhost without one serves TLS with its listener's context, so it is
+    noted and skipped.
     """
-    server_root = os.path.normpath(server_root)
-    if flavor == "auto":
-        flavor = detect_flavor(server_root)
-    main = os.path.join(server_root, "conf",
-                        "httpd_config.conf" if flavor == OPENLITESPEED else "httpd_config.xml")
-    if not os.path.isfile(main):
-        raise LiteSpeedConfigError(
-            "%s does not exist. Expected the %s main configuration there; check server_root "
-            "and flavor." % (main, "OpenLiteSpeed" if flavor == OPENLITESPEED else "LiteSpeed Enterprise"))
-    plan = StaplingPlan(flavor=flavor, server_root=server_root, main_config=main)
-    files: dict = {}
+    tree, main, found_listeners, found_vhosts, error_log = discover(server_root, flavor)
+    plan = StaplingPlan(flavor=tree.flavor, server_root=tree.server_root, main_config=main)
+    plan.error_log = error_log
+    plan.notes.extend(tree.notes)
 
-    def open_file(path):
-        if path not in files:
-            data = _read(path)
-            plan.before[path] = data
-            files[path] = _OlsFile(path, data) if flavor == OPENLITESPEED else _XmlFile(path, data)
-        return files[path]
-
-    main_file = open_file(main)
-    if flavor == OPENLITESPEED:
-        root = main_file.doc.root
-        found_listeners = [(b.name, ["listener " + b.name], b.value("address") or "", b.value("secure"))
-                           for b in root.blocks if b.kind.lower() == "listener"]
-        found_vhosts = [(b.name, b.value("configFile"), b.value("vhRoot"), ["virtualHost " + b.name])
-                        for b in root.blocks if b.kind.lower() == "virtualhost"]
-        error_logs = [b.name for b in root.blocks if b.kind.lower() == "errorlog" and b.name]
-    else:
-        found_listeners = []
-        for node in main_file.doc.find(["listenerList", "listener"]):
-            name = node.child_text("name") or ""
-            found_listeners.append((name, ["listenerList", "listener[name=%s]" % name],
-                                    node.child_text("address") or "", node.child_text("secure")))
-        found_vhosts = []
-        for node in main_file.doc.find(["virtualHostList", "virtualHost"]):
-            name = node.child_text("name") or ""
-            found_vhosts.append((name, node.child_text("configFile"), node.child_text("vhRoot"),
-                                 ["virtualHostList", "virtualHost[name=%s]" % name]))
-        error_logs = [node.child_text("fileName") for node in main_file.doc.find(["logging", "log"])
-                      if (node.child_text("fileName") or "").strip()]
-    # "errorlog <file> { ... }" (text) or <logging><log><fileName> (XML); else the default.
-    plan.error_log = (resolve_path(error_logs[0].strip(), server_root) if error_logs
-                      else default_error_log(server_root))
-    ssl_selector = ["vhssl"]
-
-    for name, block, address, secure in _select("listener", found_listeners, list(listeners), plan):
+    for target in _select("listener", found_listeners, list(listeners), main):
+        secure = tree.get(target.segments, "secure")
         if (secure or "0").strip() != "1":
             if not any(w == "all" for w in listeners):
                 plan.notes.append("listener %s is not secure (secure %s), so it has no OCSP "
-                                  "stapling to change; skipped" % (name, secure or "unset"))
+                                  "stapling to change; skipped" % (target.name, secure or "unset"))
             continue
-        plan.targets.append(StaplingTarget(kind="listener", name=name, path=main, block=block,
-                                           address=address))
+        plan.targets.append(target)
 
-    for name, config_file, vh_root, inline in _select("virtual host", found_vhosts, list(vhosts), plan):
-        root_dir = resolve_path(vh_root, server_root, name) if vh_root else ""
-        if main_file.doc.find(inline + ssl_selector):  # SSL block inline in the main file
-            plan.targets.append(StaplingTarget(kind="vhost", name=name, path=main,
-                                               block=inline + ssl_selector, vh_root=root_dir))
+    for target in _select("virtual host", found_vhosts, list(vhosts), main):
+        if not target.segments:
+            if not any(w == "all" for w in vhosts) or target.kind == "template":
+                plan.notes.append("%s %s has no vhssl block, so it serves TLS with its listener's "
+                                  "certificate and stapling setting; skipped"
+                                  % ("vhost template" if target.kind == "template" else "virtual host", target.name))
             continue
-        if not config_file:
-            plan.notes.append("virtual host %s has no configFile and no SSL block; skipped" % name)
-            continue
-        path = resolve_path(config_file, server_root, name, root_dir)
-        if not os.path.isfile(path):
-            plan.notes.append("virtual host %s: config file %s does not exist; skipped" % (name, path))
-            continue
-        if not open_file(path).doc.find(ssl_selector):
-            if not any(w == "all" for w in vhosts):
-                plan.notes.append("virtual host %s has no vhssl block in %s, so it uses its "
-                                  "listener's certificate and stapling setting; skipped" % (name, path))
-            continue
-        plan.targets.append(StaplingTarget(kind="vhost", name=name, path=path, block=ssl_selector,
-                                           vh_root=root_dir))
+        if target.kind == "template" and not any(w == "all" for w in vhosts):
+            others = [m["name"] for m in target.members if m["name"] not in vhosts]
+            if others:
+                plan.notes.append("vhost template %s: its vhssl block is shared, so the change also "
+                                  "applies to %s" % (target.name, ", ".join(others)))
+        plan.targets.append(target)
 
     for target in plan.targets:
-        handle = files[target.path]
-        for key, value in settings.operations():
-            before = handle.get(target.block, key)
+        recorded = settings.originals.get(target.id) or {}
+        if settings.state == "absent" or (settings.state == "disabled" and _originally_off(recorded)):
+            operations = _restore_operations(target, recorded, tree, plan.notes)
+        else:
+            operations = settings.operations()
+        for key, value in operations:
+            before = tree.get(target.segments, key)
             if key == ENABLE_KEY and value == "0" and before is None:
                 continue  # no enableStapling means stapling is off: nothing to write
             if value is None:
-                changed = handle.remove(target.block, key)
+                changed = tree.remove(target.segments, key)
             else:
-                changed = handle.set(target.block, key, value)
-            after = handle.get(target.block, key)
+                changed = tree.set(target.segments, key, value)
+            after = tree.get(target.segments, key)
             if changed:
                 target.changes[key] = [before, after]
         for key in REFERENCED_FILE_KEYS:
-            value = handle.get(target.block, key)
+            value = tree.get(target.segments, key)
             if value is None or (key == "certChain" and value.strip() in _FLAG_VALUES) or not value.strip():
                 continue
-            target.referenced_files[key] = resolve_path(value.strip(), server_root,
+            if "$VH_NAME" in value and target.kind == "template":
+                for member in target.members:
+                    target.referenced_files["%s (%s)" % (key, member["name"])] = resolve_path(
+                        value.strip(), plan.server_root, member["name"],
+                        resolve_path(target.vh_root, plan.server_root, member["name"]) if target.vh_root else "")
+                continue
+            target.referenced_files[key] = resolve_path(value.strip(), plan.server_root,
                                                         target.name if target.kind == "vhost" else "",
                                                         target.vh_root)
 
-    for path, handle in files.items():
+    for path, handle in tree.files.items():
+        plan.before[path] = tree.before[path]
         plan.after[path] = handle.render()
     return plan
+
+
+def record_originals(plan: StaplingPlan, state: str, originals: dict) -> dict:
+    """The record after ``plan`` is live: the first value the collection replaced stays the
+    original; ``applied`` follows each change. A restored target leaves the record, the
+    keys changed since by someone else too: they are the operator's values now."""
+    originals = originals or {}
+    record = {target_id: dict(keys) for target_id, keys in originals.items()}
+    for target in plan.targets:
+        if state == "absent" or (state == "disabled" and _originally_off(originals.get(target.id) or {})):
+            record.pop(target.id, None)
+            continue
+        keys = record.setdefault(target.id, {})
+        for key, (before, after) in target.changes.items():
+            entry = keys.setdefault(key, {"original": before})
+            entry["applied"] = after
+        if not keys:
+            del record[target.id]
+    return record
 
 
 def stale_cache_files(cache_dirs) -> list:

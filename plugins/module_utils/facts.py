@@ -163,7 +163,15 @@ def _litespeed_site(site: dict, server_root: str) -> dict:
         found = certificates.get(key)
         return found["value"] if found else None
 
+    # Where OpenLiteSpeed finds the issuer for its OCSP request (SslOcspStapling::getCertId):
+    # the context's chain certificates first (certChain 1: the chain is read from certFile;
+    # some LSWS configurations name a chain file in certChain), then its trust store
+    # (CACertFile).
     chain = value("certChain")
+    if chain and chain.strip() == "1":
+        chain = value("certFile")
+    elif chain and chain.strip() in ("", "0"):
+        chain = None
     return {
         "server": "litespeed",
         "kind": site["kind"],
@@ -174,12 +182,17 @@ def _litespeed_site(site: dict, server_root: str) -> dict:
         "line": site["line"],
         "certificate": [value("certFile")] if value("certFile") else [],
         "key": [value("keyFile")] if value("keyFile") else [],
-        # certChain is a 0/1 flag in OpenLiteSpeed and a file name in some LSWS configs.
-        "chain": chain if chain and chain not in ("0", "1") else None,
-        "ca": value("CACertFile"),
+        "chain": chain or None,
+        "ca": value("CACertFile") or None,
         "certificates": {k: [dict(v, inherited=False)] for k, v in certificates.items()},
         "stapling": site["stapling"],
+        "stapling_enabled": site.get("stapling_enabled", False),
+        "members": [m["name"] for m in site.get("members", [])],
     }
+
+
+# OpenLiteSpeed has stapled since 1.2; LiteSpeed Enterprise since 4.2.4.
+_LITESPEED_STAPLING_SINCE = {"openlitespeed": (1, 2), "lsws": (4, 2, 4)}
 
 
 def describe_litespeed(detected: dict, root: str) -> tuple[dict, list[dict], list[str]]:
@@ -195,6 +208,10 @@ def describe_litespeed(detected: dict, root: str) -> tuple[dict, list[dict], lis
         facts["supports_stapling_via_apache_config"] = layouts.supports_stapling(
             "litespeed_apache_config", facts["version"]
         )
+    since = _LITESPEED_STAPLING_SINCE.get(facts.get("edition") or "")
+    have = layouts.version_tuple(facts.get("version"))
+    if since and have:
+        facts["supports_stapling"] = have >= since
     sites = [_litespeed_site(s, detected["server_root"]) for s in read["sites"]]
     return facts, sites, read["warnings"]
 

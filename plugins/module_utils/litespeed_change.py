@@ -21,6 +21,7 @@ and roll back. What stays LiteSpeed's own:
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -36,6 +37,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change import (
     StaplingChange,
     VerifySpec,
 )
+from ansible_collections.ocsp.stapling.plugins.module_utils.atomic_write import write_atomic
 from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_litespeed import (
     ENTERPRISE,
     FATAL_LOG_PATTERNS,
@@ -46,10 +48,17 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_litespeed im
     StaplingSettings,
     default_cache_dirs,
     plan_stapling,
+    record_originals,
     stale_cache_files,
 )
 
 RESTART_POLICIES = ("changed", "always", "never")
+STATES = ("enabled", "disabled", "absent")
+DEFAULT_STATE_FILE = "/var/lib/ocsp-stapling/litespeed-originals.json"
+# OpenLiteSpeed reads ocspRespMaxAge with getLongValue(node, "ocspRespMaxAge", 60, 360000,
+# 3600) (ConfigCtx::configStapling): outside 60..360000 it logs "invalid value" and uses
+# 3600, whatever the manual's 86400 / -1 say. A value the server would throw away is refused.
+MAX_AGE_RANGE = (60, 360000)
 NO_CONFIGTEST_ON_ENTERPRISE = (
     "LiteSpeed Enterprise has no configuration test (lshttpd -t checks the license); the "
     "certificate, key and CA files the changed blocks reference were checked instead")
@@ -98,6 +107,8 @@ class LiteSpeedStaplingChange:
         self.warnings: list[str] = []
         self.cache_files: list[str] = []
         self.cache_cleared = False
+        self.record: dict[str, Any] = {}
+        self.originals: dict[str, Any] = {}
         self.result: dict[str, Any] = dict(
             changed=False, files=[], backups=[], targets=[], cache_files_removed=[],
             restarted=False, probe_endpoints=[], configtest={"ran": False},
@@ -130,6 +141,8 @@ class LiteSpeedStaplingChange:
             self._merge(exc.result, change)
             raise self.fail(exc.message) from None
         self._merge(outcome, change)
+        if not self.check_mode and not outcome.get("rolled_back"):
+            self._write_record(plan)
         if not self.check_mode and self.cache_files and not self.cache_cleared:
             # Nothing for the shape to swap or restart (restart: never, no file changed):
             # the cache files still go, as asked.
@@ -144,8 +157,19 @@ class LiteSpeedStaplingChange:
             raise self.fail("responder is %r, but LiteSpeed only accepts an http:// URL for "
                             "ocspResponder (OCSP is queried over plain HTTP). Use the http:// URL "
                             "from the certificate's AIA extension." % responder)
-        settings = StaplingSettings(state=params.get("state") or "enabled", max_age=params.get("max_age"),
-                                    responder=responder, ca_certs=params.get("ca_certs"))
+        state = params.get("state") or "enabled"
+        if state not in STATES:
+            raise self.fail("state must be one of %s, not %r." % (", ".join(STATES), state))
+        max_age = params.get("max_age")
+        if max_age is not None and not MAX_AGE_RANGE[0] <= int(max_age) <= MAX_AGE_RANGE[1]:
+            raise self.fail(
+                "max_age is %s, but LiteSpeed reads ocspRespMaxAge only between %d and %d seconds "
+                "(OpenLiteSpeed's source; outside that range it logs 'invalid value' and uses 3600, "
+                "although the manual mentions 86400 and -1). Use a value in that range; nothing was "
+                "changed." % (max_age, MAX_AGE_RANGE[0], MAX_AGE_RANGE[1]))
+        self.originals = self._read_record(params.get("server_root") or "/usr/local/lsws")
+        settings = StaplingSettings(state=state, max_age=max_age, responder=responder,
+                                    ca_certs=params.get("ca_certs"), originals=self.originals)
         try:
             plan = plan_stapling(params["server_root"], settings, params.get("listeners", ["all"]),
                                  params.get("vhosts", ["all"]), params.get("flavor") or "auto")
@@ -156,6 +180,45 @@ class LiteSpeedStaplingChange:
         self.result["probe_endpoints"] = plan.probe_endpoints()
         self.warnings.extend(plan.notes)
         return plan
+
+    # -- the record of the operator's own values (what state=absent gives back)
+    def _state_file(self) -> str:
+        return self.params.get("state_file") or DEFAULT_STATE_FILE
+
+    def _read_record(self, server_root: str) -> dict:
+        """This server root's entry of the record: ``{target id: {key: {original, applied}}}``."""
+        path = self._state_file()
+        try:
+            with open(path, "rb") as handle:
+                data = json.loads(handle.read().decode("utf-8"))
+        except FileNotFoundError:
+            data = {}
+        except (OSError, ValueError) as exc:
+            raise self.fail("Cannot read the record of LiteSpeed's original stapling settings %s (%s). "
+                            "Expected the JSON file this module writes; move it aside (state=absent then "
+                            "has nothing to restore) or set state_file, and run again." % (path, exc)) from None
+        self.record = data if isinstance(data, dict) else {}
+        root = os.path.normpath(server_root)
+        return dict(self.record.get(root) or {})
+
+    def _write_record(self, plan: StaplingPlan) -> None:
+        updated = record_originals(plan, self.params.get("state") or "enabled", self.originals)
+        self.result["originals"] = updated
+        if updated == self.originals:
+            return
+        record = dict(self.record)
+        if updated:
+            record[plan.server_root] = updated
+        else:
+            record.pop(plan.server_root, None)
+        path = self._state_file()
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n", mode=0o600)
+        except OSError as exc:
+            self.warnings.append("The change is live, but the record of the original values could not be "
+                                 "written to %s (%s); state=absent will not know them. Originals: %s"
+                                 % (path, exc.strerror, json.dumps(updated, sort_keys=True)))
 
     def _check_references(self, plan: StaplingPlan) -> None:
         problems = plan.problems()

@@ -23,12 +23,15 @@ from typing import Iterator
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path
 from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_litespeed import (
+    ENTERPRISE,
+    OPENLITESPEED,
     STAPLING_KEYS,
     LiteSpeedConfigError,
     LswsXml,
     OlsBlock,
     OlsConfig,
     XmlNode,
+    discover,
 )
 
 #: Key material keys reported for each site.
@@ -120,162 +123,110 @@ def _xml_into(parent: Node, element: XmlNode, file: str, newlines: list[int]) ->
 # --------------------------------------------------------------------------- sites
 
 
-def _substitute(value: str, server_root: str, vh_name: str = "", vh_root: str = "") -> str:
-    value = value.replace("$SERVER_ROOT", server_root.rstrip("/")).replace("$VH_NAME", vh_name)
-    value = value.replace("$VH_ROOT", vh_root.rstrip("/"))
-    if value and not os.path.isabs(value):
-        value = os.path.join(server_root, value)
-    return os.path.normpath(value) if value else value
-
-
-def _read_tree(path: str, root: str) -> Node | None:
-    host = host_path(root, path)
-    if not os.path.isfile(host):
-        return None
-    with open(host, "rb") as handle:
-        data = handle.read()
-    if path.endswith(".xml"):
-        return parse_xml(data, path)
-    return parse_ols_text(data.decode("utf-8", errors="replace"), path)
-
-
-def _ssl_settings(node: Node, keys: tuple[str, ...]) -> dict[str, dict]:
-    out = {}
-    for key in keys:
-        setting = node.setting(key)
-        if setting:
-            out[key] = setting
-    return out
-
-
-def _listener_maps(listener: Node) -> list[tuple[str, list[str]]]:
-    """``(vhost, [domains])`` for each mapping of a listener (text ``map`` or XML vhostMap)."""
-    out = []
-    for child in listener.children:
-        if child.kind == "map":
-            out.append((child.name, _split_domains(child.get("domain") or "")))
-        elif child.kind.lower() == "vhostmaplist":
-            for mapping in child.children:
-                out.append((mapping.get("vhost") or "", _split_domains(mapping.get("domain") or "")))
-    for mapping in listener.children:
-        if mapping.kind.lower() == "vhostmap":
-            out.append((mapping.get("vhost") or "", _split_domains(mapping.get("domain") or "")))
-    return out
-
-
-def _split_domains(text: str) -> list[str]:
-    return [d.strip() for d in text.replace(",", " ").split() if d.strip()]
-
-
 def read_sites(server_root: str = "/usr/local/lsws", root: str = "/") -> dict:
-    """List LiteSpeed's secure listeners and the vhosts with their own SSL block.
+    """List LiteSpeed's secure listeners and the vhosts (and vhost templates) with their own
+    SSL block, as ``dialect_litespeed.discover`` finds them (includes followed).
 
     Returns ``{"config": path|None, "edition": "openlitespeed"|"lsws"|None,
     "reads_apache_config": bool, "sites": [...], "warnings": [...]}``. Each site has
-    ``kind`` (``listener``/``vhost``), ``name``, ``names``, ``listen``, the certificate
-    keys and ``stapling``: ``{key: {value, file, line, inherited}}``; a vhost inherits
-    the keys it does not set from the listeners that map it.
+    ``kind`` (``listener``/``vhost``/``template``), ``name``, ``names``, ``listen``, the
+    certificate keys, ``stapling``: ``{key: {value, file, line, inherited}}`` and
+    ``stapling_enabled``. A vhost's stapling comes from its ``vhssl`` block alone:
+    OpenLiteSpeed builds the vhost's SSL context from it and ``enableStapling`` defaults to
+    0 there, whatever the listener says (``inherited`` is always false). A template's
+    ``members`` are its vhosts (``$VH_NAME`` expanded in their domains).
     """
     result: dict = {"config": None, "edition": None, "reads_apache_config": False, "sites": [], "warnings": []}
-    for name, edition in (("httpd_config.conf", "openlitespeed"), ("httpd_config.xml", "lsws")):
+    for name, edition, flavor in (("httpd_config.conf", "openlitespeed", OPENLITESPEED),
+                                  ("httpd_config.xml", "lsws", ENTERPRISE)):
         path = os.path.join(server_root, "conf", name)
+        if not os.path.isfile(host_path(root, path)):
+            continue
         try:
-            tree = _read_tree(path, root)
+            tree, main, listeners, vhosts, _log = discover(server_root, flavor, root=root)
         except LiteSpeedReadError as exc:
             result["warnings"].append(str(exc))
             continue
-        if tree is None:
-            continue
-        if tree.children and tree.children[0].kind == "httpServerConfig":
-            tree = tree.children[0]
-        result["config"] = path
+        result["config"] = main
         result["edition"] = edition
-        result["reads_apache_config"] = (tree.get("loadApacheConf") or "0").strip() == "1"
-        result["sites"] = _sites(tree, server_root, root, result["warnings"])
+        top = [(main, [])] if flavor == OPENLITESPEED else [(main, [])]
+        result["reads_apache_config"] = (tree.get(top, "loadApacheConf") or "0").strip() == "1"
+        result["sites"] = _sites(tree, listeners, vhosts)
+        result["warnings"].extend(tree.notes)
         break
     return result
 
 
-def _listeners(tree: Node) -> list[Node]:
-    found = list(tree.blocks("listener"))
-    for holder in tree.blocks("listenerList"):
-        found.extend(holder.blocks("listener"))
-    return found
+def _settings(tree, segments: list, keys: tuple[str, ...]) -> dict[str, dict]:
+    out = {}
+    for key in keys:
+        found = tree.locate(segments, key)
+        if found:
+            out[key] = dict(found, inherited=False)
+    return out
 
 
-def _vhosts(tree: Node) -> list[Node]:
-    found = list(tree.blocks("virtualhost"))
-    for holder in tree.blocks("virtualHostList"):
-        found.extend(holder.blocks("virtualHost"))
-    return found
+def _enabled(stapling: dict) -> bool:
+    entry = stapling.get("enableStapling")
+    return bool(entry) and entry["value"].strip() == "1"
 
 
-def _sites(tree: Node, server_root: str, root: str, warnings: list[str]) -> list[dict]:
+def _sites(tree, listeners: list, vhosts: list) -> list[dict]:
     sites: list[dict] = []
-    mapped: dict[str, list[tuple[Node, list[str]]]] = {}
-    for listener in _listeners(tree):
-        if (listener.get("secure") or "0").strip() != "1":
+    mapped: dict[str, list] = {}
+    by_name = {}
+    for listener in listeners:
+        by_name[listener.name] = listener
+        if (tree.get(listener.segments, "secure") or "0").strip() != "1":
             continue
-        maps = _listener_maps(listener)
-        for vhost, domains in maps:
+        for vhost, domains in listener.maps:
             mapped.setdefault(vhost, []).append((listener, domains))
-        stapling = {k: dict(v, inherited=False) for k, v in _ssl_settings(listener, STAPLING_KEYS).items()}
+        stapling = _settings(tree, listener.segments, STAPLING_KEYS)
+        path, block = listener.segments[0]
         sites.append({
             "server": "litespeed",
             "kind": "listener",
             "name": listener.name,
-            "names": [d for _vh, domains in maps for d in domains],
+            "names": [d for _vh, domains in listener.maps for d in domains],
             "listen": [_address(listener)],
-            "file": listener.file,
-            "line": listener.line,
-            "certificates": _ssl_settings(listener, CERTIFICATE_KEYS),
+            "file": path,
+            "line": tree.open(path).line(block),
+            "certificates": _settings(tree, listener.segments, CERTIFICATE_KEYS),
             "stapling": stapling,
+            "stapling_enabled": _enabled(stapling),
         })
-    for vhost in _vhosts(tree):
-        vh_root = _substitute(vhost.get("vhRoot") or "", server_root, vhost.name)
-        config_file = vhost.get("configFile")
-        ssl_block = next(iter(vhost.blocks("vhssl")), None)
-        domains_here: list[str] = []
-        if config_file:
-            path = _substitute(config_file, server_root, vhost.name, vh_root)
-            try:
-                vh_tree = _read_tree(path, root)
-            except LiteSpeedReadError as exc:
-                warnings.append(str(exc))
-                vh_tree = None
-            if vh_tree is None:
-                warnings.append(
-                    "LiteSpeed vhost %s names configFile %s, which was not found or not readable."
-                    % (vhost.name, path)
-                )
-            else:
-                if vh_tree.children and vh_tree.children[0].kind == "virtualHostConfig":
-                    vh_tree = vh_tree.children[0]
-                ssl_block = next(iter(vh_tree.blocks("vhssl")), ssl_block)
-                domains_here = _split_domains((vh_tree.get("vhDomain") or "") + " " + (vh_tree.get("vhAliases") or ""))
-        if ssl_block is None:
+    for vhost in vhosts:
+        if not vhost.segments:
             continue
-        listeners = mapped.get(vhost.name, [])
-        stapling = {k: dict(v, inherited=False) for k, v in _ssl_settings(ssl_block, STAPLING_KEYS).items()}
-        for listener, _domains in listeners:
-            for key, setting in _ssl_settings(listener, STAPLING_KEYS).items():
-                stapling.setdefault(key, dict(setting, inherited=True))
-        names = domains_here + [d for _l, domains in listeners for d in domains if d not in domains_here]
-        sites.append({
+        stapling = _settings(tree, vhost.segments, STAPLING_KEYS)
+        path, block = vhost.segments[0]
+        if vhost.kind == "template":
+            listen = [_address(by_name[n]) for n in vhost.listeners
+                      if n in by_name and (tree.get(by_name[n].segments, "secure") or "0").strip() == "1"]
+            names = list(vhost.names)
+        else:
+            found = mapped.get(vhost.name, [])
+            listen = [_address(listener) for listener, _d in found]
+            names = vhost.names + [d for _l, domains in found for d in domains if d not in vhost.names]
+        site = {
             "server": "litespeed",
-            "kind": "vhost",
+            "kind": vhost.kind,
             "name": vhost.name,
             "names": names,
-            "listen": [_address(listener) for listener, _d in listeners],
-            "file": ssl_block.file,
-            "line": ssl_block.line,
-            "certificates": _ssl_settings(ssl_block, CERTIFICATE_KEYS),
+            "listen": listen,
+            "file": path,
+            "line": tree.open(path).line(block),
+            "certificates": _settings(tree, vhost.segments, CERTIFICATE_KEYS),
             "stapling": stapling,
-        })
+            "stapling_enabled": _enabled(stapling),
+        }
+        if vhost.kind == "template":
+            site["members"] = vhost.members
+        sites.append(site)
     return sites
 
 
-def _address(listener: Node) -> dict:
-    address = listener.get("address") or ""
+def _address(listener) -> dict:
+    address = listener.address or ""
     host, _sep, port = address.rpartition(":")
     return {"address": host or "*", "port": int(port) if port and port.isdigit() else (port or None), "listener": listener.name}

@@ -65,9 +65,21 @@ options:
     description:
       - V(enabled) sets C(enableStapling 1); V(disabled) sets C(enableStapling 0) where the
         key exists (a missing key already means off).
+      - The first time a key is changed its original value (or that it was absent) is kept in
+        O(state_file). V(absent) puts those original values back (a key the collection added
+        is removed again), leaving alone any key changed since by WebAdmin or by hand.
+      - V(disabled) on a block whose original had stapling off (no C(enableStapling), or
+        C(0)) also restores the original keys, so enable then disable gives back the
+        operator's file.
     type: str
-    choices: [enabled, disabled]
+    choices: [enabled, disabled, absent]
     default: enabled
+  state_file:
+    description:
+      - JSON record of the operator's original values, per server root and block, written
+        after every successful change and read by O(state=absent).
+    type: path
+    default: /var/lib/ocsp-stapling/litespeed-originals.json
   listeners:
     description:
       - Names of the listeners to change, or V(all) for every secure listener.
@@ -79,14 +91,18 @@ options:
     description:
       - Names of the virtual hosts to change, or V(all) for every virtual host that has its
         own SSL (C(vhssl)) block. A virtual host without one uses its listener's settings.
+      - A C(vhTemplate) whose template file has a C(vhssl) block is selected by its name or
+        by any member's name; its members share that block, so the change applies to all.
       - An empty list leaves every virtual host alone.
     type: list
     elements: str
     default: [all]
   max_age:
     description:
-      - C(ocspRespMaxAge) in seconds; LiteSpeed's default is 86400 and V(-1) turns the limit
-        off. Left as it is when not given.
+      - C(ocspRespMaxAge) in seconds, between 60 and 360000. OpenLiteSpeed's source reads it
+        in that range with a default of 3600 and replaces any other value by 3600, although
+        LiteSpeed's manual speaks of 86400 and V(-1); values outside the range are refused.
+        Left as it is when not given.
     type: int
   responder:
     description:
@@ -316,6 +332,11 @@ probe_endpoints:
   type: list
   elements: dict
   sample: [{listener: SSL, host: 127.0.0.1, port: 443}]
+originals:
+  description: The record of original values for this server root after the change (see O(state_file)).
+  returned: when the change went live
+  type: dict
+  sample: {"listener:SSL": {enableStapling: {original: null, applied: "1"}}}
 diff:
   description: Before and after text of each changed file, only in diff mode.
   returned: when diff mode is on
@@ -345,7 +366,8 @@ ENDPOINT_SPEC = dict(
 ARGUMENT_SPEC = dict(
     server_root=dict(type="path", default="/usr/local/lsws"),
     flavor=dict(type="str", default="auto", choices=["auto", OPENLITESPEED, ENTERPRISE]),
-    state=dict(type="str", default="enabled", choices=["enabled", "disabled"]),
+    state=dict(type="str", default="enabled", choices=["enabled", "disabled", "absent"]),
+    state_file=dict(type="path", default="/var/lib/ocsp-stapling/litespeed-originals.json"),
     listeners=dict(type="list", elements="str", default=["all"]),
     vhosts=dict(type="list", elements="str", default=["all"]),
     max_age=dict(type="int"),

@@ -49,6 +49,7 @@ def calls(root: Path, name: str = "lswsctrl") -> list:
 def run(tmp_path: Path, check: bool = False, diff: bool = False, **args) -> dict:
     args_file = tmp_path / "args.json"
     args.setdefault("backup_dir", str(tmp_path / "backups"))
+    args.setdefault("state_file", str(tmp_path / "state" / "litespeed-originals.json"))
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(
         args, _ansible_check_mode=check, _ansible_diff=diff,
         _ansible_tmpdir=str(tmp_path), _ansible_remote_tmp=str(tmp_path),
