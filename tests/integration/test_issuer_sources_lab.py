@@ -27,32 +27,32 @@ HOST = "lab"
 # Debian's default-ssl.conf, trimmed: comments between the directives, the chain apart.
 GOOD_SITE = """\
 <VirtualHost 127.0.0.1:{port}>
-	ServerName {name}
-	SSLEngine on
+\tServerName {name}
+\tSSLEngine on
 
-	#   A self-signed (snakeoil) certificate can be created by installing
-	#   the ssl-cert package.
-	SSLCertificateFile	{cert}
-	SSLCertificateKeyFile {key}
+\t#   A self-signed (snakeoil) certificate can be created by installing
+\t#   the ssl-cert package.
+\tSSLCertificateFile\t{cert}
+\tSSLCertificateKeyFile {key}
 
-	#   Server Certificate Chain:
-	#   Point SSLCertificateChainFile at a file containing the
-	#   concatenation of PEM encoded CA certificates which form the
-	#   certificate chain for the server certificate.
-	SSLCertificateChainFile {chain}
+\t#   Server Certificate Chain:
+\t#   Point SSLCertificateChainFile at a file containing the
+\t#   concatenation of PEM encoded CA certificates which form the
+\t#   certificate chain for the server certificate.
+\tSSLCertificateChainFile {chain}
 </VirtualHost>
 """
 
 # The intermediate only in the verify store; stapling turned off for this vhost alone.
 MUST_STAPLE_SITE = """\
 <VirtualHost 127.0.0.1:{port}>
-	ServerName {name}
-	SSLEngine on
-	SSLCertificateFile {cert}
-	SSLCertificateKeyFile {key}
-	#   Certificate Authority (CA):
-	SSLCACertificateFile {chain}
-	SSLUseStapling off
+\tServerName {name}
+\tSSLEngine on
+\tSSLCertificateFile {cert}
+\tSSLCertificateKeyFile {key}
+\t#   Certificate Authority (CA):
+\tSSLCACertificateFile {chain}
+\tSSLUseStapling off
 </VirtualHost>
 """
 

@@ -20,27 +20,27 @@ IncludeOptional sites-enabled/*.conf
 # directives spread over comments, a relative CA path resolved against ServerRoot.
 DEFAULT_SSL = """\
 <IfModule mod_ssl.c>
-	<VirtualHost _default_:443>
-		ServerName www.example.com
-		SSLEngine on
-		#   A self-signed (snakeoil) certificate can be created by installing ...
-		SSLCertificateFile	/etc/ssl/certs/www.example.com.crt
-		SSLCertificateKeyFile /etc/ssl/private/www.example.com.key
+\t<VirtualHost _default_:443>
+\t\tServerName www.example.com
+\t\tSSLEngine on
+\t\t#   A self-signed (snakeoil) certificate can be created by installing ...
+\t\tSSLCertificateFile\t/etc/ssl/certs/www.example.com.crt
+\t\tSSLCertificateKeyFile /etc/ssl/private/www.example.com.key
 
-		#   Server Certificate Chain:
-		SSLCertificateChainFile /etc/apache2/ssl.crt/server-ca.crt
+\t\t#   Server Certificate Chain:
+\t\tSSLCertificateChainFile /etc/apache2/ssl.crt/server-ca.crt
 
-		#   Certificate Authority (CA):
-		SSLCACertificatePath ssl.crt/
-		SSLCACertificateFile /etc/apache2/ssl.crt/ca-bundle.crt
-		SSLUseStapling on
-	</VirtualHost>
-	<VirtualHost _default_:443>
-		ServerName plain.example.com
-		SSLEngine on
-		SSLCertificateFile /etc/ssl/certs/plain.example.com.pem
-		SSLCertificateKeyFile /etc/ssl/private/plain.example.com.key
-	</VirtualHost>
+\t\t#   Certificate Authority (CA):
+\t\tSSLCACertificatePath ssl.crt/
+\t\tSSLCACertificateFile /etc/apache2/ssl.crt/ca-bundle.crt
+\t\tSSLUseStapling on
+\t</VirtualHost>
+\t<VirtualHost _default_:443>
+\t\tServerName plain.example.com
+\t\tSSLEngine on
+\t\tSSLCertificateFile /etc/ssl/certs/plain.example.com.pem
+\t\tSSLCertificateKeyFile /etc/ssl/private/plain.example.com.key
+\t</VirtualHost>
 </IfModule>
 """
 
