@@ -22,6 +22,10 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.certificates import 
     CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY)
 
 FETCH_MODULE = "ocsp.stapling.ocsp_fetch"
+# Lists CA directories (SSLCACertificatePath, CACertPath) on the host: standard library only.
+FIND_MODULE = "ansible.builtin.find"
+# c_rehash links (<hash>.N) and plain certificate files.
+DIR_PATTERN = r"^([0-9a-f]{8}\.[0-9]+|.*\.(pem|crt|cer|PEM|CRT|CER))$"
 
 
 class ActionModule(ActionBase):
@@ -66,13 +70,40 @@ class ActionModule(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
 
+    def _list_dirs(self, task_vars: dict, directories: list[str]) -> tuple[dict[str, list[str]], dict[str, str]]:
+        """Per directory, the certificate-looking names in it (full paths), and listing errors."""
+        result = self._execute_module(module_name=FIND_MODULE, task_vars=task_vars, module_args=dict(
+            paths=directories, patterns=[DIR_PATTERN], use_regex=True, file_type="any", recurse=False,
+            follow=False, hidden=False))
+        listings: dict[str, list[str]] = {d: [] for d in directories}
+        errors: dict[str, str] = {}
+        if result.get("failed"):
+            reason = result.get("msg") or "the find module failed"
+            return listings, {d: reason for d in directories}
+        for path, why in (result.get("skipped_paths") or {}).items():
+            errors[path] = str(why)
+        for found in result.get("files") or []:
+            path = found.get("path") or ""
+            for directory in directories:
+                if path.rsplit("/", 1)[0].rstrip("/") == directory.rstrip("/"):
+                    listings[directory].append(path)
+        return listings, errors
+
     def _check(self, args: dict, task_vars: dict) -> dict:
-        paths = list(dict.fromkeys(args["certificates"]))
-        read_paths = paths + ([args["issuer"]] if args["issuer"] and args["issuer"] not in paths else [])
+        items = ocsp_check.normalize_certificates(args["certificates"])
+        paths = [item["path"] for item in items]
+        extra = ([args["issuer"]] if args["issuer"] else []) + ocsp_check.issuer_file_paths(items)
+        read_paths = list(dict.fromkeys(paths + extra))
         net = dict(timeout=args["timeout"], proxy=args["proxy"], concurrency=args["concurrency"])
         files = self._fetch(task_vars, paths=read_paths)["files"]
-        entries = ocsp_check.load_entries(paths, {f["path"]: f for f in files}, args["issuer"],
+        entries = ocsp_check.load_entries(items, {f["path"]: f for f in files}, args["issuer"],
                                           args["responder_url"])
+        directories = ocsp_check.issuer_dirs_to_list(entries)
+        if directories:
+            listings, listing_errors = self._list_dirs(task_vars, directories)
+            wanted = ocsp_check.issuer_dir_files(entries, listings)
+            dir_files = self._fetch(task_vars, paths=wanted)["files"] if wanted else []
+            ocsp_check.apply_issuer_dirs(entries, listings, {f["path"]: f for f in dir_files}, listing_errors)
         aia_jobs = ocsp_check.ca_issuer_jobs(entries) if args["fetch_ca_issuers"] else []
         if aia_jobs:
             downloads = self._fetch(task_vars, requests=aia_jobs, ip_version="any", **net)["results"]

@@ -10,6 +10,7 @@ skipped, never parsed: the controller has no business holding them.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 
 try:
@@ -120,6 +121,56 @@ def find_issuer(cert: x509.Certificate, candidates) -> x509.Certificate | None:
         if issued_by(cert, candidate):
             return candidate
     return None
+
+
+# ASN.1 string types OpenSSL canonicalises before hashing a name (ASN1_MASK_CANON).
+_CANON_STRING_TYPES = ("UTF8String", "BMPString", "UniversalString", "PrintableString", "T61String",
+                       "IA5String", "VisibleString")
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    length = len(body)
+    if length < 0x80:
+        return bytes([tag, length]) + body
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(octets)]) + octets + body
+
+
+def _der_oid(dotted: str) -> bytes:
+    arcs = [int(part) for part in dotted.split(".")]
+    body = bytearray()
+    for arc in [arcs[0] * 40 + arcs[1]] + arcs[2:]:
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        body.extend(reversed(chunk))
+    return _der(0x06, bytes(body))
+
+
+def _canon_value(attribute) -> bytes:
+    kind = getattr(getattr(attribute, "_type", None), "name", "UTF8String")
+    if kind not in _CANON_STRING_TYPES or not isinstance(attribute.value, str):
+        value = attribute.value if isinstance(attribute.value, bytes) else str(attribute.value).encode("utf-8")
+        tag = getattr(getattr(attribute, "_type", None), "value", 0x0C)
+        return _der(tag, value)
+    # OpenSSL (x509_name_canon): trim and collapse ASCII whitespace, lower-case ASCII letters,
+    # re-encode as UTF8String.
+    text = re.sub(r"[ \t\n\v\f\r]+", " ", attribute.value.strip(" \t\n\v\f\r"))
+    text = "".join(ch.lower() if ch < "\x80" else ch for ch in text)
+    return _der(0x0C, text.encode("utf-8"))
+
+
+def subject_hash(name: x509.Name) -> str:
+    """OpenSSL's name hash (``openssl x509 -subject_hash``): the ``<hash>.N`` file names in a
+    ``c_rehash`` directory such as Apache's ``SSLCACertificatePath``."""
+    canon = b""
+    for rdn in name.rdns:
+        entries = sorted(_der(0x30, _der_oid(a.oid.dotted_string) + _canon_value(a)) for a in rdn)
+        canon += _der(0x31, b"".join(entries))
+    digest = hashlib.sha1(canon).digest()
+    return "%08x" % int.from_bytes(digest[:4], "little")
 
 
 def serial_hex(cert: x509.Certificate) -> str:

@@ -19,6 +19,11 @@ def _setting_list(settings: Iterable) -> list[dict]:
     return [s.as_dict() for s in settings]
 
 
+def _ordered(paths: Iterable[str | None]) -> list[str]:
+    """The non-empty paths, first occurrence kept, in order."""
+    return list(dict.fromkeys(p for p in paths if p))
+
+
 # --------------------------------------------------------------------------- Apache
 
 
@@ -36,6 +41,7 @@ def _apache_sites(config: dialect_apache.ApacheConfig, server: str) -> list[dict
 
         chain = paths("SSLCertificateChainFile")
         ca = paths("SSLCACertificateFile")
+        ca_dir = paths("SSLCACertificatePath")
         sites.append({
             "server": server,
             "names": vhost.names,
@@ -48,6 +54,12 @@ def _apache_sites(config: dialect_apache.ApacheConfig, server: str) -> list[dict
             "key": paths("SSLCertificateKeyFile"),
             "chain": chain[-1] if chain else None,
             "ca": ca[-1] if ca else None,
+            # Where mod_ssl looks for the issuer when it sets up stapling: the certificate
+            # file's own chain (read by the check itself), then SSLCertificateChainFile, then
+            # the verify store (SSLCACertificateFile, SSLCACertificatePath). The last of a
+            # repeated directive is the one in force.
+            "issuer_files": _ordered([chain[-1] if chain else None, ca[-1] if ca else None]),
+            "issuer_dirs": _ordered([ca_dir[-1] if ca_dir else None]),
             "certificates": {
                 name: _setting_list(vhost.lookup_all(name))
                 for name in dialect_apache.CERTIFICATE_DIRECTIVES
@@ -117,6 +129,8 @@ def nginx_sites(config: dialect_nginx.NginxConfig) -> list[dict]:
         keys = [s.directive.args[0] for s in block.lookup_all("ssl_certificate_key") if s.directive.args]
         trusted = block.lookup("ssl_trusted_certificate")
         client_ca = block.lookup("ssl_client_certificate")
+        trusted_path = trusted.directive.value if trusted else None
+        client_ca_path = client_ca.directive.value if client_ca else None
         sites.append({
             "server": "nginx",
             "names": block.names,
@@ -126,7 +140,11 @@ def nginx_sites(config: dialect_nginx.NginxConfig) -> list[dict]:
             "certificate": certificates,
             "key": keys,
             "chain": None,  # nginx reads the chain from the ssl_certificate file itself
-            "ca": (trusted or client_ca).directive.value if (trusted or client_ca) else None,
+            "ca": trusted_path or client_ca_path,
+            # nginx looks for the issuer in the ssl_certificate file's chain (read by the check
+            # itself), then in the verify store: ssl_trusted_certificate, ssl_client_certificate.
+            "issuer_files": _ordered([trusted_path, client_ca_path]),
+            "issuer_dirs": [],
             "certificates": {
                 name: _setting_list(block.lookup_all(name))
                 for name in dialect_nginx.CERTIFICATE_DIRECTIVES
@@ -168,10 +186,13 @@ def _litespeed_site(site: dict, server_root: str) -> dict:
     # some LSWS configurations name a chain file in certChain), then its trust store
     # (CACertFile).
     chain = value("certChain")
+    # certChain is a 0/1 flag in OpenLiteSpeed (1: the chain is in certFile) and a file name
+    # in some LSWS configs.
+    chain_file = chain if chain and chain.strip() not in ("", "0", "1") else None
     if chain and chain.strip() == "1":
         chain = value("certFile")
-    elif chain and chain.strip() in ("", "0"):
-        chain = None
+    else:
+        chain = chain_file
     return {
         "server": "litespeed",
         "kind": site["kind"],
@@ -184,6 +205,9 @@ def _litespeed_site(site: dict, server_root: str) -> dict:
         "key": [value("keyFile")] if value("keyFile") else [],
         "chain": chain or None,
         "ca": value("CACertFile") or None,
+        # certFile's own chain first (read by the check), then certChain as a file, CACertFile, CACertPath.
+        "issuer_files": _ordered([chain_file, value("CACertFile")]),
+        "issuer_dirs": _ordered([value("CACertPath")]),
         "certificates": {k: [dict(v, inherited=False)] for k, v in certificates.items()},
         "stapling": site["stapling"],
         "stapling_enabled": site.get("stapling_enabled", False),

@@ -35,7 +35,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_litespeed im
 )
 
 #: Key material keys reported for each site.
-CERTIFICATE_KEYS: tuple[str, ...] = ("keyFile", "certFile", "certChain", "CACertFile")
+CERTIFICATE_KEYS: tuple[str, ...] = ("keyFile", "certFile", "certChain", "CACertFile", "CACertPath")
 
 #: Raised for a file that cannot be parsed (the dialect's error: its message says what to fix).
 LiteSpeedReadError = LiteSpeedConfigError

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 
 from ansible_collections.ocsp.stapling.plugins.module_utils import certificates, ocsp_wire
@@ -32,6 +33,15 @@ class CheckError(Exception):
     """A problem with the task's input that the operator must fix (fails the task)."""
 
 
+# Where Apache's SSLCACertificatePath / LiteSpeed's CACertPath keep certificates: c_rehash
+# links (<hash>.N, what the servers look up) and, in hand-kept directories, plain files.
+_HASHED_NAME = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
+_PLAIN_SUFFIXES = (".pem", ".crt", ".cer")
+# A directory without hash links is read whole, up to this many files (Debian's
+# /etc/ssl/certs holds about 150 certificates).
+MAX_DIR_FILES = 300
+
+
 @dataclass
 class Entry:
     """One certificate file to check."""
@@ -40,12 +50,16 @@ class Entry:
     cert: object                                  # cryptography x509.Certificate
     chain: list = field(default_factory=list)     # the other certificates in the same file
     issuer: object = None                         # x509.Certificate or None
-    issuer_source: str | None = None              # chain | issuer_file | aia
+    issuer_source: str | None = None              # chain | issuer_file | issuer_files | issuer_dirs | aia
+    issuer_path: str | None = None                # the file the issuer came from (or the URL)
     responder_url: str | None = None
     job_id: str | None = None
     representative: bool = False
     request_nonce: bytes | None = None
     issuer_option: str | None = None              # the issuer option's path, when given
+    issuer_files: list = field(default_factory=list)   # the site's own issuer files, in server order
+    issuer_dirs: list = field(default_factory=list)    # the site's CA directories
+    issuer_notes: list = field(default_factory=list)   # what the site's own sources held, when no issuer
     ca_issuer_note: str | None = None             # why the AIA caIssuers URL gave no issuer
 
 
@@ -53,9 +67,57 @@ def _decode(file_result: dict) -> bytes:
     return base64.b64decode(file_result.get("content") or "")
 
 
-def load_entries(paths: list[str], files: dict[str, dict], issuer_path: str | None = None,
+def normalize_certificates(items: list) -> list[dict]:
+    """``certificates`` elements (a path, or ``{path, issuer_files, issuer_dirs}``) as dicts,
+    one per path in first-seen order; a path given twice gets the union of its sources."""
+    out: dict[str, dict] = {}
+    for index, item in enumerate(items or []):
+        if isinstance(item, str):
+            item = {"path": item}
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str) or not item["path"]:
+            raise CheckError(f"certificates[{index}] is {item!r}: expected a path, or a dict with a 'path' key "
+                             "and optional 'issuer_files' and 'issuer_dirs' lists of paths.")
+        unknown = sorted(set(item) - {"path", "issuer_files", "issuer_dirs"})
+        if unknown:
+            raise CheckError(f"certificates[{index}] ({item['path']}) has unknown key(s) {', '.join(unknown)}: "
+                             "only path, issuer_files and issuer_dirs are understood.")
+        entry = out.setdefault(item["path"], {"path": item["path"], "issuer_files": [], "issuer_dirs": []})
+        for key in ("issuer_files", "issuer_dirs"):
+            values = item.get(key) or []
+            if isinstance(values, str):
+                values = [values]
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise CheckError(f"certificates[{index}].{key} ({item['path']}) is {values!r}: expected a list of paths.")
+            entry[key].extend(v for v in values if v and v not in entry[key])
+    return list(out.values())
+
+
+def issuer_file_paths(items: list[dict]) -> list[str]:
+    """Every per-certificate issuer file, once, in order."""
+    return list(dict.fromkeys(path for item in items for path in item["issuer_files"]))
+
+
+def _load_candidates(path: str, files: dict[str, dict]) -> tuple[list, str | None]:
+    """Certificates in one issuer file the host read, or (``[]``, why not)."""
+    read = files.get(path) or {"error": f"{path} was not read."}
+    if read.get("error"):
+        return [], read["error"]
+    try:
+        found = certificates.load_certificates(_decode(read))
+    except ValueError as exc:
+        return [], f"{path} holds a corrupt PEM certificate ({exc})"
+    return found, (None if found else f"{path} holds no certificate")
+
+
+def load_entries(paths: list, files: dict[str, dict], issuer_path: str | None = None,
                  responder_url: str | None = None) -> list[Entry]:
-    """Certificates from the host's file reads; raises CheckError naming every bad file."""
+    """Certificates from the host's file reads; raises CheckError naming every bad file.
+
+    ``paths`` holds paths or :func:`normalize_certificates` dicts. The issuer is looked for
+    where the web server looks: the certificate file's own chain, the ``issuer`` option, then
+    the site's ``issuer_files`` in order (chain file, CA file). A per-site issuer file that
+    cannot be read does not fail the check: it is named in the ``issuer_not_found`` detail.
+    """
     problems = []
     issuer_candidates: list = []
     if issuer_path:
@@ -73,7 +135,8 @@ def load_entries(paths: list[str], files: dict[str, dict], issuer_path: str | No
                     problems.append(f"issuer: {issuer_path} holds no certificate. Point issuer at the "
                                     "intermediate CA certificate (PEM), e.g. the chain file.")
     entries = []
-    for path in paths:
+    for item in normalize_certificates(paths):
+        path = item["path"]
         read = files.get(path) or {"error": f"{path} was not read."}
         if read.get("error"):
             problems.append(read["error"])
@@ -89,19 +152,87 @@ def load_entries(paths: list[str], files: dict[str, dict], issuer_path: str | No
                             "file or a cPanel combined file). Point certificates at the site's "
                             "certificate file, not its key or CSR.")
             continue
-        entry = Entry(path=path, cert=found[0], chain=found[1:])
+        entry = Entry(path=path, cert=found[0], chain=found[1:], issuer_files=list(item["issuer_files"]),
+                      issuer_dirs=list(item["issuer_dirs"]))
         entry.responder_url = responder_url or next(iter(certificates.ocsp_urls(entry.cert)), None)
         entry.issuer_option = issuer_path
         entry.issuer = certificates.find_issuer(entry.cert, entry.chain)
         if entry.issuer is not None:
-            entry.issuer_source = "chain"
+            entry.issuer_source, entry.issuer_path = "chain", path
         elif issuer_candidates:
             entry.issuer = certificates.find_issuer(entry.cert, issuer_candidates)
-            entry.issuer_source = "issuer_file" if entry.issuer is not None else None
+            if entry.issuer is not None:
+                entry.issuer_source, entry.issuer_path = "issuer_file", issuer_path
+        if entry.issuer is None:
+            for candidate_path in entry.issuer_files:
+                candidates, note = _load_candidates(candidate_path, files)
+                entry.issuer = certificates.find_issuer(entry.cert, candidates)
+                if entry.issuer is not None:
+                    entry.issuer_source, entry.issuer_path = "issuer_files", candidate_path
+                    break
+                entry.issuer_notes.append(note or f"{candidate_path} holds no certificate that issued it")
         entries.append(entry)
     if problems:
         raise CheckError(" ".join(problems))
     return entries
+
+
+def needs_issuer_dirs(entry: Entry) -> bool:
+    return entry.issuer is None and entry.responder_url is not None and bool(entry.issuer_dirs)
+
+
+def issuer_dirs_to_list(entries: list[Entry]) -> list[str]:
+    """The CA directories the host must list for certificates still without an issuer."""
+    return list(dict.fromkeys(d for e in entries if needs_issuer_dirs(e) for d in e.issuer_dirs))
+
+
+def _in_dir(directory: str, path: str) -> bool:
+    return path.rsplit("/", 1)[0].rstrip("/") == directory.rstrip("/")
+
+
+def issuer_dir_files(entries: list[Entry], listings: dict[str, list[str]]) -> list[str]:
+    """Which files of the listed directories to read: the ``<hash>.N`` links named after each
+    certificate's issuer, as OpenSSL's lookup does; in a directory without such links, its
+    ``*.pem`` / ``*.crt`` / ``*.cer`` files (at most :data:`MAX_DIR_FILES`)."""
+    wanted: list[str] = []
+    for entry in entries:
+        if not needs_issuer_dirs(entry):
+            continue
+        issuer_hash = certificates.subject_hash(entry.cert.issuer)
+        for directory in entry.issuer_dirs:
+            names = listings.get(directory) or []
+            hashed = [p for p in names if _HASHED_NAME.match(p.rsplit("/", 1)[-1])]
+            if hashed:
+                chosen = sorted(p for p in hashed if p.rsplit("/", 1)[-1].split(".")[0] == issuer_hash)
+            else:
+                chosen = sorted(p for p in names if p.lower().endswith(_PLAIN_SUFFIXES))[:MAX_DIR_FILES]
+            wanted.extend(p for p in chosen if p not in wanted)
+    return wanted
+
+
+def apply_issuer_dirs(entries: list[Entry], listings: dict[str, list[str]], files: dict[str, dict],
+                      listing_errors: dict[str, str] | None = None) -> None:
+    """Look for each remaining issuer in the files read from its site's CA directories."""
+    listing_errors = listing_errors or {}
+    for entry in entries:
+        if not needs_issuer_dirs(entry):
+            continue
+        for directory in entry.issuer_dirs:
+            if directory in listing_errors:
+                entry.issuer_notes.append(f"the CA directory {directory} could not be listed ({listing_errors[directory]})")
+                continue
+            in_dir = [p for p in issuer_dir_files([entry], listings) if _in_dir(directory, p)]
+            for candidate_path in in_dir:
+                candidates, _note = _load_candidates(candidate_path, files)
+                entry.issuer = certificates.find_issuer(entry.cert, candidates)
+                if entry.issuer is not None:
+                    entry.issuer_source, entry.issuer_path = "issuer_dirs", candidate_path
+                    break
+            if entry.issuer is not None:
+                break
+            entry.issuer_notes.append(
+                f"the CA directory {directory} holds no certificate that issued it (looked for "
+                f"{certificates.subject_hash(entry.cert.issuer)}.N hash links, else *.pem / *.crt files)")
 
 
 def needs_ca_issuer(entry: Entry) -> bool:
@@ -146,6 +277,7 @@ def apply_ca_issuers(entries: list[Entry], jobs: list[dict], results: list[dict]
             entry.issuer = certificates.find_issuer(entry.cert, candidates)
             if entry.issuer is not None:
                 entry.issuer_source = "aia"
+                entry.issuer_path = next((url for url in urls if entry.issuer in by_url.get(url, [])), None)
             else:
                 notes = [problems.get(url) or f"its AIA caIssuers URL {url} served no certificate that issued it"
                          for url in urls if url in problems or url in by_url]
@@ -168,6 +300,10 @@ def _issuer_not_found_detail(entry: Entry, issuer_name: str) -> str:
         option = f"the issuer option ({entry.issuer_option}) holds no certificate that issued it"
     else:
         option = "no issuer option was given"
+    if entry.issuer_notes:
+        option += ", the site's own issuer sources do not either (" + "; ".join(entry.issuer_notes) + ")"
+    elif not (entry.issuer_files or entry.issuer_dirs):
+        option += ", the site names no chain or CA file"
     if entry.ca_issuer_note:
         aia = entry.ca_issuer_note
     elif certificates.ca_issuer_urls(entry.cert):
@@ -176,8 +312,10 @@ def _issuer_not_found_detail(entry: Entry, issuer_name: str) -> str:
     else:
         aia = "it has no AIA caIssuers URL to download the issuer from"
     return (f"No issuer certificate for {entry.path} (issued by {issuer_name}): the file holds no matching "
-            f"chain certificate, {option}, and {aia}. Set issuer to the intermediate CA file "
-            "(e.g. the site's chain.pem), or point certificates at the fullchain file.")
+            f"chain certificate, {option}, and {aia}. The web server cannot find it either, so it cannot "
+            "staple for this site: put the intermediate into the certificate file (fullchain) or the "
+            "site's chain file (SSLCertificateChainFile, ssl_trusted_certificate, certChain). Set issuer "
+            "to the intermediate CA file to run this check meanwhile.")
 
 
 def plan_requests(entries: list[Entry], per_certificate: bool = False, nonce: bool = False,
@@ -258,6 +396,7 @@ def judge(entries: list[Entry], results: list[dict], now: dt.datetime | None = N
                   "issuer": info["issuer"], "not_after": info["not_after"],
                   "ocsp_urls": info["ocsp_urls"], "must_staple": info["must_staple"],
                   "responder_url": entry.responder_url, "issuer_source": entry.issuer_source,
+                  "issuer_path": entry.issuer_path,
                   "checked_by": None, "reachable": None, "cert_status": None, "response_status": None,
                   "failure": None, "detail": "", "this_update": None, "next_update": None,
                   "latency_ms": None, "address": None, "ip_version": None, "attempts": [],

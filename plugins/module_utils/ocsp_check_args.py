@@ -8,7 +8,7 @@ Standard library only: the module file imports it, and module files may be shipp
 from __future__ import annotations
 
 ARGUMENT_SPEC = dict(
-    certificates=dict(type="list", elements="path", required=True),
+    certificates=dict(type="list", elements="raw", required=True),
     issuer=dict(type="path"),
     responder_url=dict(type="str"),
     proxy=dict(type="str"),

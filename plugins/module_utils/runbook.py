@@ -13,14 +13,25 @@ Verdicts, first match wins:
 
 ``disabled_by_collection``  our state record is on the host: the re-enable job owns it.
 ``not_applicable``          no TLS site, or no certificate with an OCSP URL.
-``stapling_off``            stapling is off everywhere and no record of ours: an operator did it.
 ``must_staple_at_risk``     a responder is unreachable and a Must-Staple site depends on it.
 ``disable_recommended``     a responder a stapling site depends on is unreachable.
-``reload_recommended``      responders answer, yet a site staples an error or a stale
-                            response: Apache keeps the ``tryLater`` it synthesized for up to
-                            ``SSLStaplingStandardCacheTimeout``; a graceful reload clears it.
+``reload_recommended``      every stapling site's responder answers, yet a site staples an
+                            error or a stale response: Apache keeps the ``tryLater`` it
+                            synthesized for up to ``SSLStaplingStandardCacheTimeout``; a
+                            graceful reload clears it.
+``must_staple_broken``      a Must-Staple site is served without a good staple (stapling off
+                            for it, nothing stapled, an error, an unverifiable response):
+                            browsers refuse it whatever the responder does.
+``stapling_off``            stapling is off everywhere and no record of ours: an operator did it.
+``responder_unknown``       a stapling site's responder was not checked (its issuer was not
+                            found, the check failed or did not run): nothing says it answers.
 ``tls_failing``             a site does not complete a TLS handshake (not a stapling problem).
-``healthy``                 everything else (revoked certificates are noted per site).
+``healthy``                 every stapling site's responder answered correctly and every
+                            Must-Staple site staples a good response (revoked certificates are
+                            noted per site).
+
+``not_applicable`` (no OCSP URL anywhere) is decided after the Must-Staple check, so a
+Must-Staple certificate is never waved through.
 """
 from __future__ import annotations
 
@@ -38,9 +49,15 @@ RECOMMENDATIONS = {
     "must_staple_at_risk": "restore responder reachability; disable only with force=true",
     "disable_recommended": "run disable_stapling",
     "reload_recommended": "graceful reload (reenable_stapling recover)",
+    "must_staple_broken": ("get a good staple served on the Must-Staple sites (stapling on for them, responder "
+                           "reachable from this host); never disable stapling for them"),
+    "responder_unknown": ("make the responder check possible (the issuer in the certificate or chain file the "
+                          "server reads, or a working check), then run check_stapling again"),
     "tls_failing": "fix the failing sites first",
     "healthy": "nothing to do",
 }
+# A Must-Staple site is fine only with a good staple; a failed handshake is tls_failing's.
+MUST_STAPLE_OK = ("good", "handshake_failed")
 
 
 def _value(directive) -> str:
@@ -77,6 +94,33 @@ def _match_endpoint(site: dict, endpoints: list[dict]) -> dict | None:
     return None
 
 
+def check_certificates(facts: dict) -> list[dict]:
+    """``ocsp_responder_check``'s ``certificates``: every site's certificate with the issuer
+    sources its server reads (``issuer_files``, ``issuer_dirs`` from ``stapling_facts``)."""
+    out: dict[str, dict] = {}
+    for site in (facts or {}).get("sites") or []:
+        for path in site.get("certificate") or []:
+            if not path:
+                continue
+            entry = out.setdefault(path, {"path": path, "issuer_files": [], "issuer_dirs": []})
+            for key in ("issuer_files", "issuer_dirs"):
+                entry[key].extend(p for p in site.get(key) or [] if p and p not in entry[key])
+    return list(out.values())
+
+
+def _check_failed(check: dict) -> str | None:
+    """The check task's own failure message, when it failed as a whole.
+
+    The role registers the check with ``failed_when: false``, so a failed run shows as a
+    result without ``certificates`` (its ``msg`` says why) rather than as ``failed``.
+    """
+    if not check or check.get("skipped"):
+        return None
+    if check.get("failed") or "certificates" not in check:
+        return str(check.get("msg") or "the responder check returned no result")
+    return None
+
+
 def _responder_index(check: dict) -> dict[str, dict]:
     """Certificate path -> its entry in the ocsp_responder_check result."""
     return {item.get("path"): item for item in (check or {}).get("certificates") or []}
@@ -103,6 +147,7 @@ def site_rows(facts: dict, status: dict, check: dict) -> list[dict]:
     """One row per TLS site: configuration, what it staples, its responder."""
     endpoints = list((status or {}).get("endpoints") or [])
     by_cert = _responder_index(check)
+    check_failure = _check_failed(check)
     rows = []
     for site in (facts or {}).get("sites") or []:
         names = list(site.get("names") or [])
@@ -114,6 +159,14 @@ def site_rows(facts: dict, status: dict, check: dict) -> list[dict]:
         if ocsp_urls is None:
             ocsp_urls = served.get("ocsp_urls") or []
         must_staple = bool(cert.get("must_staple") or served.get("must_staple"))
+        failure, detail = cert.get("failure"), cert.get("detail") or ""
+        if not cert and ocsp_urls:
+            # Nobody asked this certificate's responder: say why rather than leave it blank.
+            if check_failure:
+                failure, detail = "check_failed", f"The responder check failed on this host: {check_failure}"
+            else:
+                failure, detail = "not_checked", (f"The responder check did not cover {', '.join(cert_paths) or 'the certificate'}"
+                                                  " of this site (no check result for it).")
         rows.append({
             "server": site.get("server"),
             "site": names[0] if names else f"{site.get('file')}:{site.get('line')}",
@@ -126,7 +179,9 @@ def site_rows(facts: dict, status: dict, check: dict) -> list[dict]:
             "must_staple": must_staple,
             "responder_url": cert.get("responder_url"),
             "responder_reachable": cert.get("reachable"),
-            "responder_failure": cert.get("failure"),
+            "responder_failure": failure,
+            "responder_detail": detail,
+            "issuer_source": cert.get("issuer_source"),
             "verdict": endpoint.get("verdict") or "not_probed",
             "response_status": endpoint.get("ocsp_response_status"),
             "seconds_until_expiry": endpoint.get("seconds_until_expiry"),
@@ -197,6 +252,19 @@ def _endpoints(sites: list[dict]) -> dict[str, list[dict]]:
     return endpoints
 
 
+def _must_staple_problem(row: dict, stapling_on: bool) -> str:
+    """Why a Must-Staple site lacks a good staple, in a few words."""
+    if not row["has_ocsp_url"]:
+        return "its certificate names no OCSP responder, so nothing can ever be stapled"
+    if not stapling_on:
+        return "stapling is off for it"
+    if row["responder_reachable"] is None:
+        return f"its responder was not checked ({row['responder_failure'] or 'no result'})"
+    if row["verdict"] == "not_probed":
+        return "what it staples was not probed"
+    return f"it staples {row['verdict']}"
+
+
 def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -> dict:
     """The host's verdict, recommendation and the rows the report shows."""
     sites = site_rows(facts, status, check)
@@ -204,6 +272,11 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -
     servers = sorted({row["server"] for row in sites if row["server"]})
     stapling_sites = [row for row in sites if _stapling_on(row, facts) and row["has_ocsp_url"]]
     unreachable = [row for row in stapling_sites if row["responder_reachable"] is False]
+    # Sites that staple, whose responder nobody could ask: issuer not found, the check failed
+    # or did not run. Nothing says these responders answer, so the host is not healthy.
+    unchecked = [row for row in stapling_sites if row["responder_reachable"] is None]
+    must_staple_bad = [row for row in sites if row["must_staple"] and row["verdict"] not in MUST_STAPLE_OK]
+    errored = [row for row in stapling_sites if row["verdict"] in ERROR_STAPLE_VERDICTS]
     reasons: list[str] = []
     if record:
         observations = record.get("observations") or {}
@@ -214,13 +287,6 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -
     elif not sites:
         verdict = "not_applicable"
         reasons.append("No TLS site was found in the web servers' configuration.")
-    elif not any(row["has_ocsp_url"] for row in sites):
-        verdict = "not_applicable"
-        reasons.append("No certificate served here names an OCSP responder; stapling cannot work and is not needed.")
-    elif not stapling_sites:
-        verdict = "stapling_off"
-        reasons.append("Stapling is off for every site and no disable by ocsp.stapling is recorded: "
-                       "an operator turned it off (or it was never on). The runbook leaves it alone.")
     elif unreachable:
         urls = sorted({row["responder_url"] or "?" for row in unreachable})
         failures = sorted({row["responder_failure"] or "unknown" for row in unreachable})
@@ -237,21 +303,44 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -
             verdict = "disable_recommended"
             reasons.append("Disable stapling until the responder answers again (disable_stapling); the scheduled "
                            "reenable_stapling turns it back on.")
-    else:
-        errored = [row for row in stapling_sites if row["verdict"] in ERROR_STAPLE_VERDICTS]
-        failing = [row for row in sites if row["handshake_ok"] is False]
+    elif errored and not unchecked:
+        verdict = "reload_recommended"
+        reasons.append(f"The responders answer correctly, yet {', '.join(sorted({r['site'] for r in errored}))} "
+                       f"staple an error or stale response: Apache keeps the tryLater it synthesized during "
+                       f"the outage for up to SSLStaplingStandardCacheTimeout. A graceful reload clears it "
+                       f"(reenable_stapling with stapling_mode=recover).")
+    elif must_staple_bad:
+        verdict = "must_staple_broken"
+    elif not any(row["has_ocsp_url"] for row in sites):
+        verdict = "not_applicable"
+        reasons.append("No certificate served here names an OCSP responder; stapling cannot work and is not needed.")
+    elif not stapling_sites:
+        verdict = "stapling_off"
+        reasons.append("Stapling is off for every site and no disable by ocsp.stapling is recorded: "
+                       "an operator turned it off (or it was never on). The runbook leaves it alone.")
+    elif unchecked:
+        verdict = "responder_unknown"
+        details = sorted({row["responder_detail"] or row["responder_failure"] or "no result" for row in unchecked})
+        reasons.append(f"The responder of {', '.join(sorted({r['site'] for r in unchecked}))} was not checked from "
+                       f"this host, so nothing says it answers; what these sites staple now may be a cached "
+                       f"response that runs out during an outage. " + " ".join(details))
         if errored:
-            verdict = "reload_recommended"
-            reasons.append(f"The responders answer correctly, yet {', '.join(sorted({r['site'] for r in errored}))} "
-                           f"staple an error or stale response: Apache keeps the tryLater it synthesized during "
-                           f"the outage for up to SSLStaplingStandardCacheTimeout. A graceful reload clears it "
-                           f"(reenable_stapling with stapling_mode=recover).")
-        elif failing:
+            reasons.append(f"{', '.join(sorted({r['site'] for r in errored}))} staple an error or stale response; "
+                           "no reload is recommended until every responder is known to answer.")
+    else:
+        failing = [row for row in sites if row["handshake_ok"] is False]
+        if failing:
             verdict = "tls_failing"
             reasons.append(f"{', '.join(r['site'] for r in failing)} do not complete a TLS handshake; "
                            f"that is not a stapling problem. See the sites' messages.")
         else:
             verdict = "healthy"
+    if must_staple_bad and verdict != "must_staple_at_risk":
+        problems = "; ".join(f"{row['site']}: {_must_staple_problem(row, _stapling_on(row, facts))}"
+                             for row in must_staple_bad)
+        reasons.append(f"Must-Staple certificates served without a good staple ({problems}): Firefox and "
+                       f"curl --cert-status refuse these sites. Turn stapling on for them and make sure their "
+                       f"responder answers from this host; never disable stapling for them.")
     revoked = [row["site"] for row in sites if row["verdict"] == "revoked"]
     if revoked:
         reasons.append(f"Revoked certificate served on {', '.join(revoked)}: replace it.")
@@ -269,7 +358,10 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -
         "servers": servers,
         "sites": sites,
         "responders": responders,
-        "responders_reachable": bool(check) and all(row["reachable"] for row in responders),
+        # Every responder that was asked answered; responders_unchecked lists the stapling
+        # sites whose responder could not be asked at all.
+        "responders_reachable": bool(check) and not _check_failed(check) and all(row["reachable"] for row in responders),
+        "responders_unchecked": sorted({row["site"] for row in unchecked}),
         "must_staple_sites": sorted({row["site"] for row in sites if row["must_staple"]}),
         "reload_servers": reload_servers,
         "errors": error_counts(facts),

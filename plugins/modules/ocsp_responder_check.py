@@ -45,16 +45,28 @@ options:
       - Paths on the managed host of the certificates to check. Each file may hold the leaf alone,
         the leaf followed by its chain (C(fullchain.pem)) or a cPanel C(combined) file (key, leaf, chain).
       - The first certificate in each file is the one checked.
+      - An element is either a path or a dict with C(path) and the places the web server itself looks
+        for the issuer of that certificate, in its order - C(issuer_files), a list of PEM files
+        (Apache's C(SSLCertificateChainFile) and C(SSLCACertificateFile), nginx's C(ssl_trusted_certificate),
+        LiteSpeed's C(certChain) and C(CACertFile)), and C(issuer_dirs), a list of CA directories
+        (Apache's C(SSLCACertificatePath), LiteSpeed's C(CACertPath)), where the C(<hash>.N) links
+        named after the issuer are read, or every C(*.pem) / C(*.crt) / C(*.cer) file when the
+        directory has no such links. The C(sites) of M(ocsp.stapling.stapling_facts) carry these lists.
+      - The issuer is looked for in the certificate file's own chain first, then in O(issuer), then in the
+        element's C(issuer_files) and C(issuer_dirs), then (see O(fetch_ca_issuers)) at the AIA caIssuers URL.
+        A per-certificate issuer file or directory that cannot be read does not fail the task; it is named
+        in that certificate's C(issuer_not_found) detail.
     type: list
-    elements: path
+    elements: raw
     required: true
   issuer:
     description:
       - Path on the managed host of the issuer (intermediate CA) certificate, or a chain file holding it,
         for certificate files that hold no chain (as Apache's C(SSLCertificateChainFile) or nginx's
         C(ssl_trusted_certificate) point at).
-      - Without it the issuer is looked up in the certificate's own file, then downloaded from the
-        certificate's AIA caIssuers URL by the host (see O(fetch_ca_issuers)).
+      - Without it the issuer is looked up in the certificate's own file and the certificate's own
+        C(issuer_files) / C(issuer_dirs), then downloaded from the certificate's AIA caIssuers URL by the
+        host (see O(fetch_ca_issuers)).
     type: path
   responder_url:
     description:
@@ -110,7 +122,8 @@ options:
     default: 300
   fetch_ca_issuers:
     description:
-      - When no issuer is found in the certificate file or O(issuer), let the host download the
+      - When no issuer is found in the certificate file, O(issuer) or the certificate's own issuer files and
+        directories, let the host download the
         certificate's AIA caIssuers URL (plain HTTP GET, same O(timeout) and O(proxy)).
     type: bool
     default: true
@@ -145,6 +158,14 @@ EXAMPLES = r"""
     per_certificate: true
     proxy: http://proxy.internal:3128
     concurrency: 16
+
+- name: Check each site's certificate with the issuer sources its web server uses
+  ocsp.stapling.ocsp_responder_check:
+    certificates:
+      - path: /etc/ssl/certs/ssl-cert-snakeoil.pem
+        issuer_files: [/etc/apache2/ssl.crt/server-ca.crt]
+        issuer_dirs: [/etc/apache2/ssl.crt/]
+      - /etc/letsencrypt/live/www.example.com/fullchain.pem
 
 - name: Ask the responder Apache is forced to use, the way nginx asks (GET)
   ocsp.stapling.ocsp_responder_check:
@@ -190,7 +211,13 @@ certificates:
       description: The responder asked (O(responder_url) or the first AIA OCSP URL); null without one.
       type: str
     issuer_source:
-      description: Where the issuer was found, C(chain) (same file), C(issuer_file) or C(aia); null when not found.
+      description:
+        - Where the issuer was found - C(chain) (same file), C(issuer_file) (O(issuer)), C(issuer_files) or
+          C(issuer_dirs) (the certificate's own sources) or C(aia); null when not found.
+        - C(aia) means the web server, which does not download issuers, cannot staple for this certificate.
+      type: str
+    issuer_path:
+      description: The file (or, for C(aia), the URL) the issuer came from; null when not found.
       type: str
     checked_by:
       description: When another certificate's request proved this responder, that certificate's path.

@@ -190,6 +190,21 @@ ansible_facts:
             ca:
               description: CA file (C(SSLCACertificateFile), C(ssl_trusted_certificate), C(CACertFile)).
               type: str
+            issuer_files:
+              description:
+                - The files, after the certificate file's own chain, where the server looks for the issuer
+                  it needs to staple, in its order - Apache C(SSLCertificateChainFile) then
+                  C(SSLCACertificateFile); nginx C(ssl_trusted_certificate) then C(ssl_client_certificate);
+                  LiteSpeed C(certChain) (when it names a file) then C(CACertFile).
+                - What M(ocsp.stapling.ocsp_responder_check) takes per certificate as C(issuer_files).
+              type: list
+              elements: str
+            issuer_dirs:
+              description:
+                - CA directories the server looks in for the issuer - Apache C(SSLCACertificatePath),
+                  LiteSpeed C(CACertPath); empty for nginx.
+              type: list
+              elements: str
             stapling:
               description:
                 - Stapling directives in effect by name, each with C(value), C(file), C(line)
@@ -205,6 +220,8 @@ ansible_facts:
               key: []
               chain: null
               ca: null
+              issuer_files: []
+              issuer_dirs: []
               stapling:
                 SSLUseStapling: {value: "off", file: /etc/apache2/conf/httpd.conf, line: 440, inherited: false}
                 SSLStaplingCache: {value: "shmcb:/run/apache2/stapling_cache(256000)",

@@ -319,3 +319,50 @@ def test_openssl_responder_cross_check(tmp_path, bare_python):
              "-url", lab.responder.url, "-CAfile", str(lab.pki.ca_bundle), "-timeout", "10"],
             capture_output=True, text=True, timeout=30, check=False)
         assert f"{leaf.cert_path}: revoked" in out.stdout, out.stdout + out.stderr
+
+
+# --------------------------------------------------------------------------- the site's own issuer sources
+
+
+def openssl_hash(path) -> str:
+    return subprocess.run(["openssl", "x509", "-noout", "-subject_hash", "-in", str(path)], capture_output=True,
+                          text=True, check=True, timeout=30).stdout.strip()
+
+
+def test_leaf_only_file_with_the_sites_chain_file(lab, bare_python):
+    """Debian default-ssl.conf: the leaf alone, the intermediate in SSLCertificateChainFile."""
+    leaf = lab.pki.leaves["good"]
+    result = run_check({"certificates": [{"path": str(leaf.cert_path), "issuer_files": [str(leaf.chain_path)]}],
+                        "timeout": TIMEOUT, "fetch_ca_issuers": False}, bare_python)[0]
+    cert = only(result)
+    assert cert["reachable"] is True and cert["cert_status"] == "good", cert["detail"]
+    assert cert["issuer_source"] == "issuer_files" and cert["issuer_path"] == str(leaf.chain_path)
+    assert result["all_reachable"] is True
+
+
+def test_hashed_ca_directory_on_the_host(lab, bare_python, tmp_path):
+    """SSLCACertificatePath / CACertPath: listed on the host, only the issuer's <hash>.N link read."""
+    directory = tmp_path / "ssl.crt"
+    directory.mkdir()
+    for issued in (lab.pki.root, lab.pki.intermediate):
+        (directory / f"{openssl_hash(issued.cert_path)}.0").symlink_to(issued.cert_path)
+    leaf = lab.pki.leaves["good"]
+    result = run_check({"certificates": [{"path": str(leaf.cert_path), "issuer_dirs": [str(directory)]}],
+                        "timeout": TIMEOUT, "fetch_ca_issuers": False}, bare_python)[0]
+    cert = only(result)
+    assert cert["reachable"] is True, cert["detail"]
+    assert cert["issuer_source"] == "issuer_dirs"
+    assert cert["issuer_path"] == str(directory / f"{openssl_hash(lab.pki.intermediate.cert_path)}.0")
+
+
+def test_missing_issuer_sources_do_not_fail_the_task(lab, bare_python, tmp_path):
+    leaf = lab.pki.leaves["good"]
+    missing_file, missing_dir = tmp_path / "nope.pem", tmp_path / "nodir"
+    result = run_check({"certificates": [{"path": str(leaf.cert_path), "issuer_files": [str(missing_file)],
+                                          "issuer_dirs": [str(missing_dir)]}, str(leaf.fullchain_path)],
+                        "timeout": TIMEOUT, "fetch_ca_issuers": False}, bare_python)[0]
+    assert not result.get("failed"), result.get("msg")
+    unchecked, checked = result["certificates"]
+    assert unchecked["failure"] == "issuer_not_found"
+    assert f"{missing_file} does not exist" in unchecked["detail"] and str(missing_dir) in unchecked["detail"]
+    assert checked["reachable"] is True and result["all_reachable"] is False

@@ -5,7 +5,8 @@ import copy
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.runbook import decide, site_rows, stapling_configured
+from ansible_collections.ocsp.stapling.plugins.module_utils.runbook import (
+    RECOMMENDATIONS, check_certificates, decide, site_rows, stapling_configured)
 
 URL = "http://ocsp.example.test/"
 
@@ -200,3 +201,119 @@ def test_staples_ok_needs_a_good_staple_per_stapling_server(healthy):
     status = copy.deepcopy(status)
     status["endpoints"][1].update(verdict="missing")
     assert decide(facts, status, responder)["staples_ok"] is False
+
+
+# --------------------------------------------------------------------------- never "healthy" on a guess
+
+
+def unchecked(path, must_staple=False):
+    """The check's record for a certificate whose issuer was not found (nothing was asked)."""
+    return {"path": path, "ocsp_urls": [URL], "must_staple": must_staple, "responder_url": URL,
+            "reachable": None, "failure": "issuer_not_found",
+            "detail": f"No issuer certificate for {path}: put the intermediate into the chain file."}
+
+
+def test_issuer_not_found_with_a_good_cached_staple_is_responder_unknown(healthy):
+    """The outage case: Apache still staples its cached good response, the responder was never asked."""
+    facts, status = healthy[:2]
+    responder = check([unchecked("/c/a.pem"), cert("/c/n.pem"), cert("/c/nourl.pem", url=None)])
+    decision = decide(facts, status, responder)
+    assert decision["verdict"] == "responder_unknown"
+    assert decision["recommendation"] == RECOMMENDATIONS["responder_unknown"]
+    assert "a.test" in decision["reasons"][0] and "put the intermediate into the chain file" in decision["reasons"][0]
+    assert decision["responders_unchecked"] == ["a.test"]
+    row = next(r for r in decision["sites"] if r["site"] == "a.test")
+    assert row["responder_failure"] == "issuer_not_found" and row["responder_reachable"] is None
+
+
+def test_failed_check_is_responder_unknown_and_says_why(healthy):
+    facts, status = healthy[:2]
+    failed = {"changed": False, "failed_when_result": False, "msg": "/c/a.pem is not readable by this user."}
+    decision = decide(facts, status, failed)
+    assert decision["verdict"] == "responder_unknown"
+    assert "/c/a.pem is not readable by this user." in " ".join(decision["reasons"])
+    assert decision["responders_reachable"] is False
+    assert {r["responder_failure"] for r in decision["sites"] if r["has_ocsp_url"]} == {"check_failed"}
+
+
+def test_no_check_result_is_responder_unknown(healthy):
+    facts, status = healthy[:2]
+    decision = decide(facts, status, {})
+    assert decision["verdict"] == "responder_unknown"
+    assert {r["responder_failure"] for r in decision["sites"] if r["has_ocsp_url"]} == {"not_checked"}
+
+
+def test_error_staple_with_an_unchecked_responder_is_no_reload_case(healthy):
+    facts, status = healthy[:2]
+    status = copy.deepcopy(status)
+    status["endpoints"][0].update(verdict="error_stapled", ocsp_response_status="tryLater")
+    responder = check([unchecked("/c/a.pem"), cert("/c/n.pem"), cert("/c/nourl.pem", url=None)])
+    decision = decide(facts, status, responder)
+    assert decision["verdict"] == "responder_unknown"
+    assert "no reload is recommended" in " ".join(decision["reasons"])
+
+
+def test_unreachable_responder_still_wins_over_an_unchecked_one(healthy):
+    facts, status = healthy[:2]
+    responder = check([unchecked("/c/a.pem"), cert("/c/n.pem", False, failure="timeout"),
+                       cert("/c/nourl.pem", url=None)], reachable=False)
+    assert decide(facts, status, responder)["verdict"] == "disable_recommended"
+
+
+def must_staple_host(verdict="good", stapling="on"):
+    facts = {"sites": [site("apache", "a.test", "/c/a.pem"), site("apache", "ms.test", "/c/ms.pem", stapling=stapling)]}
+    ms = endpoint("ms.test", verdict)
+    ms["certificate"]["must_staple"] = True
+    status = {"endpoints": [endpoint("a.test", "good"), ms]}
+    return facts, status, check([cert("/c/a.pem"), cert("/c/ms.pem", must_staple=True)])
+
+
+@pytest.mark.parametrize("staple", ["must_staple_missing", "unknown", "invalid", "revoked", "not_probed"])
+def test_must_staple_site_without_a_good_staple_is_broken(staple):
+    facts, status, responder = must_staple_host(staple)
+    if staple == "not_probed":
+        status["endpoints"] = status["endpoints"][:1]
+    decision = decide(facts, status, responder)
+    assert decision["verdict"] == "must_staple_broken"
+    assert decision["recommendation"] == RECOMMENDATIONS["must_staple_broken"]
+    assert "ms.test" in " ".join(decision["reasons"]) and "never disable" in " ".join(decision["reasons"])
+
+
+def test_must_staple_site_with_stapling_off_is_broken_not_operator_choice():
+    facts, status, responder = must_staple_host("must_staple_missing", stapling="off")
+    decision = decide(facts, status, responder)
+    assert decision["verdict"] == "must_staple_broken"
+    assert "ms.test: stapling is off for it" in " ".join(decision["reasons"])
+    # Stapling off everywhere: still broken, not "stapling_off".
+    facts["sites"][0]["stapling"]["SSLUseStapling"]["value"] = "off"
+    assert decide(facts, status, responder)["verdict"] == "must_staple_broken"
+
+
+def test_must_staple_site_with_a_good_staple_is_healthy():
+    assert decide(*must_staple_host("good"))["verdict"] == "healthy"
+
+
+def test_must_staple_site_with_an_unchecked_responder_is_broken_when_it_staples_nothing():
+    facts, status, _ = must_staple_host("must_staple_missing")
+    responder = check([cert("/c/a.pem"), unchecked("/c/ms.pem", must_staple=True)])
+    decision = decide(facts, status, responder)
+    assert decision["verdict"] == "must_staple_broken"
+    assert "its responder was not checked (issuer_not_found)" in " ".join(decision["reasons"])
+
+
+def test_must_staple_error_staple_while_responders_answer_is_a_reload_case_that_names_it():
+    facts, status, responder = must_staple_host("error_stapled")
+    decision = decide(facts, status, responder)
+    assert decision["verdict"] == "reload_recommended"
+    assert "Must-Staple certificates served without a good staple (ms.test: it staples error_stapled)" in " ".join(
+        decision["reasons"])
+
+
+def test_check_certificates_carry_each_sites_issuer_sources():
+    a = dict(site("apache", "a.test", "/c/a.pem"), issuer_files=["/c/chain.pem", "/c/ca.pem"], issuer_dirs=["/c/certs"])
+    b = dict(site("apache", "b.test", "/c/a.pem"), issuer_files=["/c/other.pem"], issuer_dirs=[])
+    n = site("nginx", "n.test", "/c/n.pem")  # facts from before issuer sources: plain path
+    assert check_certificates({"sites": [a, b, n]}) == [
+        {"path": "/c/a.pem", "issuer_files": ["/c/chain.pem", "/c/ca.pem", "/c/other.pem"], "issuer_dirs": ["/c/certs"]},
+        {"path": "/c/n.pem", "issuer_files": [], "issuer_dirs": []},
+    ]
