@@ -153,7 +153,7 @@ REPEAT = int(os.environ.get("OCSP_STAPLING_REPEAT", "3"))
 def cpu_load():
     """One busy loop per core, for the length of the test; stopped by PID."""
     loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
-             for _ in range(os.cpu_count() or 2)]
+             for _core in range(os.cpu_count() or 2)]
     try:
         yield loops
     finally:
