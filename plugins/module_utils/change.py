@@ -66,6 +66,12 @@ DEFAULT_WARNING_PATTERNS = ("AH02217", "AH02218", "AH02604")
 DEFAULT_BACKUP_DIR = "/var/backups/ocsp.stapling"
 COMMAND_TIMEOUT = 180
 MAX_LOG_READ = 4 * 1024 * 1024
+#: After the parent is seen dead, how long to keep reading the error log for its last
+#: words: Apache writes AH00020 itself just before it exits, but a piped ErrorLog's logger
+#: (rotatelogs, a syslog relay) may write it after the parent has gone, later under load.
+LOG_FLUSH_WAIT = 2.0
+#: How many lines since the reload a failure message quotes when no fatal line was logged.
+LAST_LINES = 5
 
 
 class ChangeError(Exception):
@@ -488,23 +494,53 @@ def tls_handshake(endpoint: Endpoint, timeout: float = 5.0) -> dict[str, Any]:
     return result
 
 
-def verify_server(spec: VerifySpec, log_offset: int, sleep: Callable[[float], None] = time.sleep
-                  ) -> dict[str, Any]:
+def last_lines(text: str, count: int = LAST_LINES) -> list[str]:
+    """The last ``count`` non-blank lines of ``text``."""
+    return [line for line in text.splitlines() if line.strip()][-count:]
+
+
+def read_last_words(spec: VerifySpec, log_offset: int, sleep: Callable[[float], None] = time.sleep,
+                    flush_wait: float = LOG_FLUSH_WAIT) -> str:
+    """The error log since ``log_offset``, read to its end once the parent is seen dead.
+
+    A parent that fails a graceful restart writes its reason (AH01872, AH00020) and exits
+    at once: a read that came just before the exit misses the line while the liveness
+    check just after it finds no process. So read again, and keep reading (at most
+    ``flush_wait`` seconds) until a fatal line shows up, for loggers that flush late.
+    """
+    deadline = time.monotonic() + flush_wait
+    while True:
+        log = read_log_since(spec.error_log, log_offset)
+        if not spec.error_log or matching_lines(log, spec.fatal_patterns) or time.monotonic() >= deadline:
+            return log
+        sleep(0.05)
+
+
+def verify_server(spec: VerifySpec, log_offset: int, sleep: Callable[[float], None] = time.sleep,
+                  flush_wait: float = LOG_FLUSH_WAIT) -> dict[str, Any]:
     """Wait until the reloaded server is healthy, or say exactly why it is not.
 
     Healthy: the parent in the pid file is alive (not a zombie), every ready pattern (if
     any) showed up in the log since ``log_offset``, no fatal pattern did, and every
-    endpoint completes a TLS handshake.
+    endpoint completes a TLS handshake. Each verdict reads the log *after* the liveness
+    check it rests on, so a line written just before the parent exits is never missed.
+    ``last_lines`` holds the last lines logged since ``log_offset``, for the message.
     """
     started = time.monotonic()
     deadline = started + spec.timeout
     result: dict[str, Any] = {"ok": False, "pid": None, "pid_alive": None, "ready": None,
-                              "endpoints": [], "fatal_lines": [], "warning_lines": [], "problem": None}
+                              "endpoints": [], "fatal_lines": [], "warning_lines": [], "last_lines": [],
+                              "problem": None}
+
+    def scan(text: str) -> None:
+        result["fatal_lines"] = matching_lines(text, spec.fatal_patterns)[-20:]
+        result["warning_lines"] = matching_lines(text, spec.warning_patterns)[-20:]
+        result["last_lines"] = last_lines(text)
+
     while True:
         now = time.monotonic()
         log = read_log_since(spec.error_log, log_offset)
-        result["fatal_lines"] = matching_lines(log, spec.fatal_patterns)[-20:]
-        result["warning_lines"] = matching_lines(log, spec.warning_patterns)[-20:]
+        scan(log)
         if spec.pid_file:
             result["pid"] = read_pid(spec.pid_file)
             result["pid_alive"] = pid_alive(result["pid"])
@@ -517,8 +553,13 @@ def verify_server(spec: VerifySpec, log_offset: int, sleep: Callable[[float], No
             break
         if spec.pid_file and not result["pid_alive"]:
             if now >= started + spec.settle or now >= deadline:
+                # The log was read before the liveness check: the parent may have logged
+                # why it exits in between. Read it again, to its end.
+                scan(read_last_words(spec, log_offset, sleep, flush_wait))
                 result["problem"] = (f"the server's parent process ({result['pid'] or 'no pid in ' + spec.pid_file})"
                                      " is not running")
+                if result["fatal_lines"]:
+                    result["problem"] += " and the error log shows a fatal line since the reload"
                 break
             sleep(0.1)
             continue
@@ -533,12 +574,17 @@ def verify_server(spec: VerifySpec, log_offset: int, sleep: Callable[[float], No
                     result["pid_alive"] = pid_alive(read_pid(spec.pid_file))
                     if not result["pid_alive"]:
                         continue
+                # And one more read of the log, after that look: a fatal line logged
+                # during the handshakes is the next round's verdict, not a pass.
+                scan(read_log_since(spec.error_log, log_offset))
+                if result["fatal_lines"]:
+                    continue
                 result["ok"] = True
                 break
         if now >= deadline:
             if spec.ready_patterns and not ready_lines:
                 result["problem"] = (f"none of {spec.ready_patterns} appeared in {spec.error_log} "
-                                     f"within {spec.timeout:.0f}s of the reload")
+                                     f"within {spec.timeout:g}s of the reload")
             else:
                 failed = [e for e in result["endpoints"] if not e["ok"]]
                 result["problem"] = "TLS handshakes failed: " + "; ".join(
@@ -680,6 +726,7 @@ class StaplingChange:
             "reload": {"ran": False}, "verification": None, "rolled_back": False,
             "backup_dir": None, "warnings": self.warnings,
         }
+        self._reload_offset = 0
 
     # -- helpers
     def _run(self, command, what: str) -> tuple[int, str]:
@@ -789,6 +836,7 @@ class StaplingChange:
             return self.result
         self.result["changed"] = True
         offset = log_size(req.verify.error_log if req.verify else None)
+        self._reload_offset = offset
         rc, out = self._run(req.reload_command, "reload")
         self.result["reload"] = {"ran": True, "rc": rc, "output": out[-4000:],
                                  "command": split_command(req.reload_command)}
@@ -801,10 +849,15 @@ class StaplingChange:
                                  "stapled as configured: " + " | ".join(verification["warning_lines"][-5:]))
         if rc == 0 and (verification is None or verification["ok"]):
             return self.result
-        what = (f"the reload command {shlex.join(split_command(req.reload_command) or [])} exited {rc}: "
-                f"{out.strip()[-1500:]}" if rc != 0 else
-                f"after the reload {verification['problem']}"
-                + self._findings(verification))
+        if rc != 0 and req.verify and req.verify.error_log:
+            # No verification ran; the server may still have said why in its log.
+            logged = read_log_since(req.verify.error_log, offset)
+            verification = {"fatal_lines": matching_lines(logged, req.verify.fatal_patterns)[-20:],
+                            "last_lines": last_lines(logged)}
+        what = ((f"the reload command {shlex.join(split_command(req.reload_command) or [])} exited {rc}: "
+                 f"{out.strip()[-1500:]}" if rc != 0 else
+                 f"after the reload {verification['problem']}")
+                + self._findings(verification, req.verify))
         if not swapped:
             raise ChangeError(f"The server was reloaded without a configuration change and is not "
                               f"healthy: {what}. Nothing was changed on disk, so there is nothing to "
@@ -852,12 +905,19 @@ class StaplingChange:
             + f"the server was not reloaded. {live}", self.result)
 
     @staticmethod
-    def _findings(verification: dict | None) -> str:
+    def _findings(verification: dict | None, spec: VerifySpec | None = None) -> str:
+        """What the server said: its fatal lines first, else its last lines since the
+        reload (or that it logged nothing), then the TLS errors."""
         if not verification:
             return ""
         parts = []
+        where = f"the error log ({spec.error_log})" if spec and spec.error_log else "the error log"
         if verification.get("fatal_lines"):
-            parts.append("error log: " + " | ".join(verification["fatal_lines"][-5:]))
+            parts.append(f"{where}: " + " | ".join(verification["fatal_lines"][-5:]))
+        elif verification.get("last_lines"):
+            parts.append(f"last lines in {where} since the reload: " + " | ".join(verification["last_lines"]))
+        elif spec and spec.error_log:
+            parts.append(f"nothing was written to {where} since the reload")
         failed = [e for e in verification.get("endpoints", []) if not e["ok"]]
         if failed:
             parts.append("TLS: " + "; ".join(f"{e['server_name'] or e['host']}:{e['port']} "
@@ -882,8 +942,11 @@ class StaplingChange:
         parent_alive = True
         if req.verify and req.verify.pid_file:
             pid = read_pid(req.verify.pid_file)
-            verification = self.result.get("verification") or {}
-            if verification.get("fatal_lines"):
+            # Read the log again rather than trust the verification's last read: a parent
+            # that logged AH00020 after it must be let go, not sent a reload it will not see.
+            fatal = matching_lines(read_log_since(req.verify.error_log, self._reload_offset),
+                                   req.verify.fatal_patterns)
+            if fatal:
                 # The parent logged that it is exiting (AH00020); give it time to go.
                 deadline = time.monotonic() + 10
                 while pid_alive(pid) and time.monotonic() < deadline:
@@ -925,7 +988,7 @@ class StaplingChange:
         detail = out.strip()[-800:] if rc != 0 else (check or {}).get("problem")
         raise ChangeError(
             f"The change failed: {what}. The old configuration was restored from {backup.directory}, "
-            f"but the server could not be {action} with it: {detail}{self._findings(check)}. The server "
+            f"but the server could not be {action} with it: {detail}{self._findings(check, req.verify)}. The server "
             f"may be DOWN: run '{shlex.join(split_command(req.configtest_command) or ['<configtest>'])}' "
             f"and '{shlex.join(split_command(req.start_command) or ['<start>'])}' by hand and read its "
             f"error log.", self.result)

@@ -264,7 +264,8 @@ reload:
 verification:
   description:
     - Health after the reload (ok, pid, pid_alive, ready, endpoints, fatal_lines,
-      warning_lines, problem, elapsed); null when nothing was reloaded.
+      warning_lines, last_lines, problem, elapsed); null when nothing was reloaded.
+    - C(last_lines) holds the last lines the error log received since the reload.
   returned: always
   type: dict
 rolled_back:

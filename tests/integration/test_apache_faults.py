@@ -3,13 +3,15 @@
 - a candidate that fails configtest leaves every live file byte-identical and Apache serving;
 - ``SSLUseStapling on`` with the stapling cache removed passes ``apache2ctl -t``, then the
   graceful restart kills Apache (AH01872, AH00020): the module restores the backup, starts
-  Apache again, the sites serve, and the task fails with the explanation;
+  Apache again, the sites serve, and the task fails with the explanation quoting Apache's
+  fatal line; the same again ``OCSP_STAPLING_REPEAT`` times (default 3) under CPU load;
 - a Must-Staple site blocks a disable unless forced.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,9 +105,10 @@ def test_configtest_failure_leaves_live_files_and_apache_untouched(apache_lab, t
     assert apache_lab.probe("apache", "good").verdict == "good"
 
 
-def test_graceful_that_kills_apache_is_rolled_back_and_apache_started(apache_lab, tmp_path):
-    """The AH01872 case: passes configtest, kills the server on graceful."""
-    a = apache_lab.apache
+def graceful_that_kills_apache(lab: Lab, tmp_path: Path) -> None:
+    """The AH01872 case: passes configtest, kills the server on graceful; the module
+    restores the config, starts Apache again and says why, in Apache's own words."""
+    a = lab.apache
     original = a.conf.read_bytes()
     old_pid = a.pid
     no_cache = "".join(line for line in original.decode().splitlines(keepends=True)
@@ -124,15 +127,48 @@ def test_graceful_that_kills_apache_is_rolled_back_and_apache_started(apache_lab
     })
     assert result.get("failed"), result
     assert result["configtest"]["passed"] is True            # configtest did not see it coming
-    assert any("AH01872" in line or "AH00020" in line for line in result["verification"]["fatal_lines"])
+    assert any("AH01872" in line or "AH00020" in line for line in result["verification"]["fatal_lines"]), (
+        result["msg"], result["verification"])
     assert result["rolled_back"] is True
-    assert result["recovery"]["action"] == "started"
+    assert result["recovery"]["action"] == "started", (result["msg"], result["recovery"])
     assert result["recovery"]["verification"]["ok"] is True, (result["msg"], result["recovery"])
     assert "old configuration was restored" in result["msg"]
+    assert f"the error log ({a.error_log}): " in result["msg"], result["msg"]
     assert "AH01872" in result["msg"] or "AH00020" in result["msg"]
     assert a.conf.read_bytes() == original
     assert a.pid != old_pid and a.running()
-    assert apache_lab.probe("apache", "good").handshake_ok
+    assert lab.probe("apache", "good").handshake_ok
+
+
+def test_graceful_that_kills_apache_is_rolled_back_and_apache_started(apache_lab, tmp_path):
+    graceful_that_kills_apache(apache_lab, tmp_path)
+
+
+#: How many times the AH01872 case runs under CPU load (``OCSP_STAPLING_REPEAT``; 3 in
+#: ``make test``, 20 to show that the parent's last words are never lost under load).
+REPEAT = int(os.environ.get("OCSP_STAPLING_REPEAT", "3"))
+
+
+@pytest.fixture
+def cpu_load():
+    """One busy loop per core, for the length of the test; stopped by PID."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+             for _core in range(os.cpu_count() or 2)]
+    try:
+        yield loops
+    finally:
+        for loop in loops:
+            loop.kill()
+        for loop in loops:
+            loop.wait(timeout=10)
+
+
+@pytest.mark.parametrize("attempt", range(1, REPEAT + 1))
+def test_graceful_that_kills_apache_under_cpu_load(apache_lab, tmp_path, cpu_load, attempt):
+    """Under load the parent can log AH00020 and exit between the module's read of the log
+    and its look at the pid: the fatal line must still reach the result and the message."""
+    assert all(loop.poll() is None for loop in cpu_load)     # the load is really there
+    graceful_that_kills_apache(apache_lab, tmp_path)
 
 
 def test_must_staple_blocks_disable_unless_forced(apache_lab, tmp_path):

@@ -10,11 +10,15 @@ import hashlib
 import os
 import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from ansible_collections.ocsp.stapling.plugins.module_utils import change as change_module
 from ansible_collections.ocsp.stapling.plugins.module_utils.change import (
+    Backup,
     ChangeError,
     ChangeRequest,
     Endpoint,
@@ -25,6 +29,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change import (
     pid_alive,
     request_from_params,
     unshare_available,
+    verify_server,
 )
 
 BEGIN = "# BEGIN ocsp.stapling managed block"
@@ -335,6 +340,9 @@ def test_endpoint_that_does_not_answer_tls_triggers_rollback(tree, server):
     assert main.read_bytes() == original
     assert "TLS handshakes failed" in info.value.message
     assert "could not be reloaded" in info.value.message  # the restored config cannot pass either
+    # No fatal line: the message quotes what the server last logged instead.
+    assert f"last lines in the error log ({server.log}) since the reload" in info.value.message
+    assert "AH00489" in info.value.message
 
 
 def test_request_from_module_params(tree):
@@ -433,3 +441,157 @@ def test_configtest_absent_reason_replaces_the_warning(tree, server):
     assert not any("not validated" in w for w in result["warnings"])
     plain = StaplingChange(request(tree, server, files=[FileSpec(path=str(main), block="Y")])).run()
     assert any("not validated" in w for w in plain["warnings"])
+
+
+# --------------------------------------------------------------------------- the server's last words
+
+FATAL_WORDS = ("[ssl:emerg] AH01872: Could not initialize stapling cache. Exiting.\n"
+               "[core:emerg] AH00020: Configuration Failed, exiting\n")
+
+
+def die(server: FakeServer, words: str = FATAL_WORDS) -> None:
+    """What Apache does when a graceful restart fails: log why, then exit."""
+    with open(server.log, "a") as handle:
+        handle.write(words)
+    server._proc.kill()
+    server._proc.wait(timeout=5)          # reaped: no zombie, the pid is gone
+    assert not pid_alive(server._proc.pid)
+
+
+@pytest.fixture
+def dies_right_after_a_log_read(server, monkeypatch):
+    """The interleaving behind the flaky AH01872 run, made exact: the parent logs AH00020
+    and exits just after verify_server's first read of the log, before its pid check."""
+    real = change_module.read_log_since
+    calls = []
+
+    def read_then_die(path, offset):
+        text = real(path, offset)
+        calls.append(path)
+        if len(calls) == 1:
+            die(server)
+        return text
+
+    monkeypatch.setattr(change_module, "read_log_since", read_then_die)
+    return calls
+
+
+def test_line_logged_between_the_log_read_and_the_pid_check_is_not_lost(server, dies_right_after_a_log_read):
+    spec = server.verify()
+    spec.settle = 0                      # no settle time: the first dead look is the verdict
+    result = verify_server(spec, server.log.stat().st_size)
+    assert result["ok"] is False and result["pid_alive"] is False
+    assert any("AH00020" in line for line in result["fatal_lines"]), result
+    assert any("AH01872" in line for line in result["fatal_lines"]), result
+    assert "is not running" in result["problem"] and "fatal line" in result["problem"]
+    assert len(dies_right_after_a_log_read) >= 2      # it did read the log again after the pid check
+
+
+def test_rollback_message_quotes_the_fatal_line_of_a_parent_that_died_between_reads(
+        tree, server, dies_right_after_a_log_read):
+    main = tree / "etc" / "server" / "main.conf"
+    original = main.read_bytes()
+    req = request(tree, server, files=[FileSpec(path=str(main), block="X")], configtest_command=["true"],
+                  reload_command=["true"])     # the reload itself logs nothing: the parent dies on its own
+    req.verify.settle = 0
+    with pytest.raises(ChangeError) as info:
+        StaplingChange(req).run()
+    server.started.append(server.pid)
+    result = info.value.result
+    assert main.read_bytes() == original
+    assert any("AH01872" in line for line in result["verification"]["fatal_lines"])
+    assert f"the error log ({server.log}): " in info.value.message
+    assert "AH01872: Could not initialize stapling cache" in info.value.message
+    assert result["recovery"]["action"] == "started" and result["recovery"]["verification"]["ok"]
+
+
+def test_dead_parent_waits_briefly_for_lines_flushed_after_it_exited(server):
+    """A piped ErrorLog's logger can write the parent's last line after the parent is gone;
+    the injectable sleep plays that logger: the line lands during the bounded wait."""
+    die(server, words="")
+    slept = []
+
+    def logger_flushes_late(seconds):
+        slept.append(seconds)
+        if len(slept) == 2:
+            with open(server.log, "a") as handle:
+                handle.write(FATAL_WORDS)
+
+    spec = server.verify()
+    spec.settle = 0
+    result = verify_server(spec, server.log.stat().st_size, sleep=logger_flushes_late)
+    assert any("AH00020" in line for line in result["fatal_lines"]), result
+    assert len(slept) == 2                # stopped reading as soon as the fatal line showed up
+
+
+def test_the_wait_for_late_lines_is_bounded_and_the_last_lines_are_kept(server):
+    with open(server.log, "a") as handle:
+        offset = handle.tell()
+        handle.write("[mpm_event:notice] AH00493: SIGUSR1 received.  Doing graceful restart\n\n")
+    die(server, words="[core:alert] AH00050: Child 4242 returned a Fatal error... exiting.\n")
+    spec = server.verify()
+    spec.settle = 0
+    began = time.monotonic()
+    result = verify_server(spec, offset, flush_wait=0.3)
+    assert 0.3 <= time.monotonic() - began < 2
+    assert result["fatal_lines"] == [] and "is not running" in result["problem"]
+    assert result["last_lines"] == ["[mpm_event:notice] AH00493: SIGUSR1 received.  Doing graceful restart",
+                                    "[core:alert] AH00050: Child 4242 returned a Fatal error... exiting."]
+
+
+def test_message_quotes_the_last_lines_when_no_fatal_line_was_logged(tree, server):
+    main = tree / "etc" / "server" / "main.conf"
+    dies = tree / "dies.sh"
+    dies.write_text(f"#!/bin/sh\necho '[core:alert] AH00050: Child returned a Fatal error... exiting.' >> {server.log}\n"
+                    f"kill -9 $(cat {server.pid_file})\n")
+    dies.chmod(0o755)
+    req = request(tree, server, files=[FileSpec(path=str(main), block="X")], configtest_command=["true"],
+                  reload_command=str(dies))
+    with pytest.raises(ChangeError) as info:
+        StaplingChange(req).run()
+    server.started.append(server.pid)
+    assert f"last lines in the error log ({server.log}) since the reload: " in info.value.message
+    assert "AH00050: Child returned a Fatal error" in info.value.message
+    assert info.value.result["recovery"]["action"] == "started"
+
+
+def test_reload_command_failure_quotes_the_error_log_too(tree, server):
+    main = tree / "etc" / "server" / "main.conf"
+    refuses = tree / "refuses.sh"
+    refuses.write_text(f"#!/bin/sh\necho '[core:error] AH00052: child pid 7 exit signal Segmentation fault' >> {server.log}\n"
+                       "echo 'graceful: refused' >&2; exit 1\n")
+    refuses.chmod(0o755)
+    req = request(tree, server, files=[FileSpec(path=str(main), block="X")], configtest_command=["true"],
+                  reload_command=str(refuses))
+    with pytest.raises(ChangeError) as info:
+        StaplingChange(req).run()
+    assert "exited 1: graceful: refused" in info.value.message
+    assert "AH00052: child pid 7 exit signal Segmentation fault" in info.value.message
+
+
+def test_rollback_reads_the_log_again_before_choosing_reload_or_start(tree, server, monkeypatch):
+    """Verification gave up (no ready line) with the parent alive; the parent logs AH00020
+    only afterwards and is gone a moment later. A reload sent to it would be lost: the
+    rollback must read the log again, let the parent go and start the server."""
+    main = tree / "etc" / "server" / "main.conf"
+    real_restore = Backup.restore
+
+    def restore_then_parent_fails(self):
+        problems = real_restore(self)
+        with open(server.log, "a") as handle:
+            handle.write(FATAL_WORDS)
+        threading.Timer(0.3, lambda: (server._proc.kill(), server._proc.wait(timeout=5))).start()
+        return problems
+
+    monkeypatch.setattr(Backup, "restore", restore_then_parent_fails)
+    req = request(tree, server, files=[FileSpec(path=str(main), block="X")], configtest_command=["true"],
+                  reload_command=["true"])     # logs nothing: no ready line, verification times out
+    req.verify.timeout = 0.5
+    with pytest.raises(ChangeError) as info:
+        StaplingChange(req).run()
+    server.started.append(server.pid)
+    result = info.value.result
+    assert "none of ['AH00489'] appeared" in result["verification"]["problem"]
+    assert result["verification"]["fatal_lines"] == []
+    assert result["recovery"]["action"] == "started", info.value.message
+    assert result["recovery"]["verification"]["ok"] is True, info.value.message
