@@ -65,11 +65,20 @@ def apache_directives(conf_dir: Path, name: str) -> list[str]:
             for path in apache_read_files(conf_dir) for match in pattern.finditer(path.read_text())]
 
 
-def assert_one_cache(lab: Lab, step: str) -> None:
+def one_cache(lab: Lab, step: str) -> list[str]:
+    """Apache must read exactly one SSLStaplingCache (the operator's) at every step."""
     if lab.apache is None:
-        return
+        return []
     caches = apache_directives(lab.apache.conf_dir, "SSLStaplingCache")
-    assert len(caches) == 1, f"after {step}: expected the operator's one SSLStaplingCache, Apache reads {caches}"
+    if len(caches) == 1:
+        return []
+    return [f"after {step}: expected the operator's one SSLStaplingCache, Apache reads {caches}"]
+
+
+def unstapled(seen: dict[str, list[str]], step: str) -> list[str]:
+    if all(verdicts == [NONE] * len(verdicts) for verdicts in seen.values()):
+        return []
+    return [f"{step}: every site must answer TLS without a staple; seen {seen}"]
 
 
 def operator_files_unchanged(before: dict[str, str], after: dict[str, str]) -> list[str]:
@@ -86,63 +95,98 @@ def operator_files_unchanged(before: dict[str, str], after: dict[str, str]) -> l
     return problems
 
 
-def expect(run: Run, what: str, rc: int | None = 0, verdict: str | None = None) -> None:
-    if rc is not None:
-        assert run.rc == rc, f"{what}: exit {run.rc}, expected {rc}\n{run.tail()}"
+def outcome(run: Run, what: str, rc: int | None = 0, verdict: str | None = None) -> list[str]:
+    """What is wrong with one playbook run (exit code, host verdict), as sentences."""
+    problems = []
+    if rc is not None and run.rc != rc:
+        error = run.host.get("error") if run.report else None
+        problems.append(f"{what}: exit {run.rc}, expected {rc} (error: {error})")
     if verdict is not None:
         host = run.host
-        assert host["verdict"] == verdict, f"{what}: verdict {host['verdict']!r}, expected {verdict!r}: {host}"
+        if host["verdict"] != verdict:
+            problems.append(f"{what}: verdict {host['verdict']!r}, expected {verdict!r} "
+                            f"(responders: {host.get('responders')}, "
+                            f"sites: {[(row['site'], row['verdict'], row.get('responder_failure')) for row in host.get('sites', [])]})")
+    return problems
 
 
-def play_outage_runbook(lab: Lab, tmp_path: Path, server: str) -> None:
+def responders_asked(run: Run, what: str) -> list[str]:
+    """A healthy verdict must rest on the responder's answer for every stapling site."""
+    rows = [row for row in run.host.get("sites", []) if row.get("stapling_configured")]
+    unasked = [(row["site"], row.get("responder_failure")) for row in rows if row.get("responder_reachable") is not True]
+    if rows and not unasked:
+        return []
+    return [f"{what}: the responder was not confirmed reachable for every stapling site: {unasked or 'no stapling site found'}"]
+
+
+def play_outage_runbook(lab: Lab, tmp_path: Path, server: str, tune: bool = False) -> None:
+    """Play every step even after one goes wrong, and fail at the end with everything seen.
+
+    ``tune``: afterwards, also play tune_stapling (the resilient settings an operator applies
+    after an incident) and require one stapling cache and a good staple everywhere.
+
+    Each step's result is judged on its own (the staples, the directives Apache reads, the
+    run's exit code and verdict), so one run shows every step that is wrong on a shape.
+    """
     instance = lab.server(server)
     etc = instance.conf_dir
+    problems: list[str] = []
 
     # 0. The operator's config as found: every site staples good.
     wait_for_all(lab, server, GOOD)
-    assert_one_cache(lab, "start")
+    problems += one_cache(lab, "start")
     before = tree_digest(etc)
 
     # 1. Diagnosis while all is well.
     healthy = play(lab, tmp_path, "check_stapling", "1-check-healthy")
-    expect(healthy, "check with the responder up", verdict="healthy")
+    problems += outcome(healthy, "check with the responder up", verdict="healthy")
+    problems += responders_asked(healthy, "check with the responder up")
 
     # 2. The responder goes away. Apache forgets its response after the (short) standard cache
     #    timeout and staples tryLater; nginx keeps its response until nextUpdate.
     lab.responder.set_mode("down")
-    if server == "apache":
-        wait_for_all(lab, server, ERROR)
-    else:
-        wait_for_all(lab, server, GOOD)
+    wait_for_all(lab, server, ERROR if server == "apache" else GOOD)
     outage = play(lab, tmp_path, "check_stapling", "2-check-outage")
-    expect(outage, "check during the outage", rc=None, verdict="disable_recommended")
+    problems += outcome(outage, "check during the outage", rc=None, verdict="disable_recommended")
 
     # 3. Disable: every site answers TLS and staples nothing (Apache would staple tryLater
     #    on every handshake if stapling were still on for a site).
     disable = play(lab, tmp_path, "disable_stapling", "3-disable", reason="CA responder outage", ticket="INC-13")
-    expect(disable, "disable during the outage")
-    seen = never_staples(lab, server)
-    assert all(verdicts == [NONE] * len(verdicts) for verdicts in seen.values()), \
-        f"after disable every site must answer TLS without a staple; seen {seen}"
-    assert_one_cache(lab, "disable")
+    problems += outcome(disable, "disable during the outage")
+    problems += unstapled(never_staples(lab, server), "after disable, responder down")
+    problems += one_cache(lab, "disable")
 
     # 4. The responder is back. A server that still staples would fetch and staple good now:
     #    nginx after a reload (new workers start empty and fetch at once), Apache at once.
     lab.responder.set_mode("good")
     if server == "nginx":
         lab.nginx.reload()
-    seen = never_staples(lab, server)
-    assert all(verdicts == [NONE] * len(verdicts) for verdicts in seen.values()), \
-        f"with stapling disabled and the responder back, no site may staple; seen {seen}"
+    problems += unstapled(never_staples(lab, server), "after disable, responder back")
 
     # 5. The scheduled job re-enables (one good answer is enough here) and verifies.
     reenable = play(lab, tmp_path, "reenable_stapling", "5-reenable", required_good=1)
-    expect(reenable, "reenable with the responder back")
-    wait_for_all(lab, server, GOOD)
-    assert_one_cache(lab, "reenable")
+    problems += outcome(reenable, "reenable with the responder back")
+    try:
+        wait_for_all(lab, server, GOOD)
+    except AssertionError as exc:
+        problems.append(f"after reenable: {exc}")
+    problems += one_cache(lab, "reenable")
     after_check = play(lab, tmp_path, "check_stapling", "6-check-after")
-    expect(after_check, "check after reenable", verdict="healthy")
+    problems += outcome(after_check, "check after reenable", verdict="healthy")
 
     # 6. The operator's files are exactly as they were.
-    problems = operator_files_unchanged(before, tree_digest(etc))
-    assert not problems, "the operator's files differ after disable + reenable:\n" + "\n".join(problems)
+    changed = operator_files_unchanged(before, tree_digest(etc))
+    if changed:
+        problems.append("the operator's files differ after disable + reenable:\n  " + "\n  ".join(changed))
+
+    # 7. Tuning writes the server-scope settings, and the cache only where Apache reads none:
+    #    the operator's cache must be found wherever Apache reads it (symlinks, mods-enabled).
+    if tune:
+        tuned = play(lab, tmp_path, "tune_stapling", "7-tune")
+        problems += outcome(tuned, "tune", verdict="healthy")
+        problems += one_cache(lab, "tune")
+        try:
+            wait_for_all(lab, server, GOOD)
+        except AssertionError as exc:
+            problems.append(f"after tune: {exc}")
+    assert not problems, f"{len(problems)} step(s) wrong on this shape:\n- " + "\n- ".join(problems)
