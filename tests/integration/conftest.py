@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.lab.lab import Lab
+from tests.lab.packaged import start_packaged
 
 
 @pytest.fixture
@@ -18,4 +19,21 @@ def lab(tmp_path):
 def responder_lab(tmp_path):
     """Only the PKI and the OCSP responder."""
     with Lab.start(tmp_path / "lab", servers=()) as running:
+        yield running
+
+
+@pytest.fixture
+def packaged_apache(request, tmp_path):
+    """The machine's packaged /etc/apache2 copied to a private prefix, built in the shape
+    ``request.param`` (tests.lab.packaged.APACHE_SHAPES); Apache forgets staples after 2 s."""
+    with start_packaged(tmp_path / "lab", "apache", request.param, standard_cache_timeout=2,
+                        error_cache_timeout=2) as running:
+        yield running
+
+
+@pytest.fixture
+def packaged_nginx(request, tmp_path):
+    """The machine's packaged /etc/nginx copied to a private prefix, built in the shape
+    ``request.param`` (tests.lab.packaged.NGINX_SHAPES)."""
+    with start_packaged(tmp_path / "lab", "nginx", request.param) as running:
         yield running

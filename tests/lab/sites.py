@@ -14,16 +14,18 @@ class Site:
     cert: Path           # leaf + intermediate, as both servers take it
     key: Path
     chain: Path          # intermediate only
+    leaf: Path | None = None  # the leaf alone (for SSLCertificateFile + SSLCertificateChainFile)
 
 
 def lab_sites(pki: LabPKI, names: tuple[str, ...] | None = None) -> list[Site]:
     chosen = names or tuple(LEAF_HOSTS)
     return [Site(name, LEAF_HOSTS[name], pki.leaves[name].fullchain_path,
-                 pki.leaves[name].key_path, pki.leaves[name].chain_path) for name in chosen]
+                 pki.leaves[name].key_path, pki.leaves[name].chain_path, pki.leaves[name].cert_path)
+            for name in chosen]
 
 
 def extra_sites(pki: LabPKI, count: int, template: str = "good") -> list[Site]:
     """``count`` more vhosts serving one certificate under other names (SNI falls back)."""
     leaf = pki.leaves[template]
     return [Site(f"{template}{i}", f"{template}{i}.lab.test", leaf.fullchain_path, leaf.key_path,
-                 leaf.chain_path) for i in range(count)]
+                 leaf.chain_path, leaf.cert_path) for i in range(count)]
