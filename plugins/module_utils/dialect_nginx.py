@@ -62,9 +62,24 @@ class NginxConfigError(Exception):
 
 
 class Directive(config_tree.Directive):
-    """One nginx directive; ``children`` is a list for block directives, else None."""
+    """One nginx directive; ``children`` is a list for block directives, else None.
 
-    __slots__ = ()
+    Besides ``line`` (its name's line) it knows the lines of its neighbours in its own file,
+    which is what an editor needs to know whether it has lines of its own:
+    ``end_line`` (its ``;`` or ``{``), ``close_line`` (a block's ``}``), ``before_line`` (the
+    token before it, 0 at the start of the file), ``after_line`` (the token after its ``;`` or
+    ``{``) and ``after_close_line`` (the token after a block's ``}``); None: end of file.
+    """
+
+    __slots__ = ("end_line", "close_line", "before_line", "after_line", "after_close_line")
+
+    def __init__(self, name: str, args: list[str], file: str, line: int, children: list | None = None) -> None:
+        super().__init__(name, args, file, line, children)
+        self.end_line = line
+        self.close_line: int | None = None
+        self.before_line = 0
+        self.after_line: int | None = None
+        self.after_close_line: int | None = None
 
     def __repr__(self) -> str:
         return "<nginx %s %r at %s>" % (self.name, self.args, self.location())
@@ -100,7 +115,13 @@ def parse_text(text: str, file: str = "<string>") -> list[Directive]:
     stack: list[tuple[Directive | None, list[Directive]]] = [(None, top)]
     words: list[str] = []
     start = 0
+    previous = 0  # line of the last token seen
+    before = 0
+    waiting: list[tuple[Directive, str]] = []  # directives whose next token's line is not known yet
     for token, line, quoted in tokenize(text, file):
+        for directive, slot in waiting:
+            setattr(directive, slot, line)
+        waiting = []
         if not quoted and token in (";", "{", "}"):
             if token == "}":
                 if words:
@@ -109,19 +130,28 @@ def parse_text(text: str, file: str = "<string>") -> list[Directive]:
                     )
                 if len(stack) == 1:
                     raise NginxConfigError("%s:%d: unexpected '}' (no block is open). Remove it." % (file, line))
-                stack.pop()
+                closed = stack.pop()[0]
+                closed.close_line = line  # type: ignore[union-attr]
+                waiting.append((closed, "after_close_line"))  # type: ignore[arg-type]
+                previous = line
                 continue
             if not words:
                 raise NginxConfigError("%s:%d: unexpected '%s' with no directive before it." % (file, line, token))
             directive = Directive(words[0], words[1:], file, start, [] if token == "{" else None)
+            directive.before_line = before
+            directive.end_line = line
+            waiting.append((directive, "after_line"))
             stack[-1][1].append(directive)
             if token == "{":
                 stack.append((directive, directive.children))  # type: ignore[arg-type]
             words = []
+            previous = line
             continue
         if not words:
             start = line
+            before = previous
         words.append(token)
+        previous = line
     if words:
         raise NginxConfigError("%s:%d: '%s' is not terminated by ';'. Add the ';'." % (file, start, " ".join(words)))
     if len(stack) > 1:

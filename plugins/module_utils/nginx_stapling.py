@@ -16,7 +16,14 @@ Placement (see ``roles/nginx/README.md``):
   server block, and the per-site file holds the directives. nginx refuses a directive
   twice in one block (``"ssl_stapling" directive is duplicate``), so where the block
   already sets a directive to another value, that line is kept as a comment
-  (``# ocsp.stapling replaced: <the line>``) and the include line goes right below it.
+  (``# ocsp.stapling replaced: <the line>``, every line of it when it spans several) and
+  the include line goes right below it; otherwise the include line opens the block, on the
+  line after its ``{``. Only what differs from the setting in effect is written: a block
+  that already staples (by itself or from ``http``) gets nothing to enable it, and one that
+  never stapled (nginx's default is off) gets nothing to disable it.
+
+All edits of one file are planned against the operator's original text and applied
+together, so a file with many server blocks gets each edit at the right line.
 
 Every run first *restores* the operator's files (drops the marked include lines,
 un-comments the replaced lines) and plans from that original, so the plan is
@@ -30,7 +37,6 @@ import hashlib
 import ipaddress
 import os
 import re
-import subprocess
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from typing import Any, Callable
@@ -47,6 +53,8 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.managed_block import
 #: Directives the role manages, in the order they are rendered.
 MANAGED = ("ssl_stapling", "ssl_stapling_verify", "ssl_trusted_certificate",
            "ssl_stapling_responder", "resolver", "resolver_timeout")
+#: nginx's defaults for the managed on/off directives.
+DEFAULTS = {"ssl_stapling": "off", "ssl_stapling_verify": "off"}
 INCLUDE_TAG = "# ocsp.stapling managed include"
 REPLACED_PREFIX = "# ocsp.stapling replaced: "
 HEADER = "# Managed by ocsp.stapling (nginx role); edits are overwritten. state=absent removes it.\n"
@@ -68,7 +76,7 @@ class PlanError(Exception):
 def restore_text(text: str) -> str:
     """The operator's original text: marked include lines dropped, replaced lines back."""
     out = []
-    for line in text.splitlines(keepends=True):
+    for line in split_lines(text):
         body = line.rstrip("\r\n")
         if body.endswith(INCLUDE_TAG) and body.lstrip().startswith("include "):
             continue
@@ -78,6 +86,15 @@ def restore_text(text: str) -> str:
             continue
         out.append(line)
     return "".join(out)
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as nginx counts them (ended by ``\n`` only; ``\r\n`` kept), newline included."""
+    lines = text.split("\n")
+    out = [line + "\n" for line in lines[:-1]]
+    if lines[-1]:
+        out.append(lines[-1])
+    return out
 
 
 def include_line(indent: str, path: str, newline: str = "\n") -> str:
@@ -130,7 +147,6 @@ def pem_blocks(data: bytes) -> list[bytes]:
 
 
 def _der(pem: bytes) -> bytes:
-    import base64
     body = b"".join(line.strip() for line in pem.splitlines() if line and not line.startswith(b"-----"))
     return base64.b64decode(body)
 
@@ -265,6 +281,16 @@ class Site:
         setting = self.block.lookup(name)
         return setting.directive.value if setting else None
 
+    def current(self, name: str) -> str | None:
+        """The value in effect, nginx's default when nothing sets it (stapling is off)."""
+        value = self.effective(name)
+        return DEFAULTS.get(name) if value is None else value
+
+    @property
+    def needed(self) -> dict[str, str]:
+        """The desired directives that differ from what is in effect now."""
+        return {name: value for name, value in self.desired.items() if self.current(name) != value}
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "key": self.key, "server_names": self.names, "file": self.block.file,
@@ -318,15 +344,6 @@ def _url_needs_resolver(url: str) -> bool:
 def parse_version(text: str) -> tuple[int, ...] | None:
     match = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", text or "")
     return tuple(int(x) for x in match.groups()) if match else None
-
-
-def _single_directive_line(text: str, line_no: int, name: str) -> str | None:
-    lines = text.splitlines(keepends=True)
-    if not 0 < line_no <= len(lines):
-        return None
-    line = lines[line_no - 1]
-    pattern = r"^[ \t]*" + re.escape(name) + r"(?:[ \t]+[^;#{}\n]*)?;[ \t]*(?:#[^\n]*)?\r?\n?$"
-    return line if re.match(pattern, line) else None
 
 
 def _value(value: Any) -> str | None:
@@ -515,16 +532,16 @@ def plan(req: PlanRequest) -> dict[str, Any]:
     if any(s.action not in ("enable", "disable") for s in sites) and req.state != "absent":
         why_not_http.append("some TLS server blocks must not get the same directives ("
                             + ", ".join(f"{s.key}: {s.action}" for s in sites if s.action not in ("enable", "disable")) + ")")
-    shapes = {tuple(sorted((k, v) for k, v in s.desired.items() if k != "ssl_trusted_certificate"
-                           or not s.trusted_built)) for s in acting}
+    shapes = {tuple(sorted((k, v) for k, v in s.needed.items() if k != "ssl_trusted_certificate"
+                           or not s.trusted_built)) for s in acting if s.needed}
     if len(shapes) > 1:
         why_not_http.append("the server blocks need different directives")
     for site in acting:
-        own = [n for n in site.desired if site.own(n)]
+        own = [n for n in site.needed if site.own(n)]
         if own:
             why_not_http.append(f"{site.key} sets {', '.join(own)} itself (a server-level directive "
                                 f"overrides http)")
-    for name in {n for s in acting for n in s.desired}:
+    for name in sorted({n for s in acting for n in s.needed}):
         directive = config.http_directive(name)
         if directive is not None:
             why_not_http.append(f"http already sets {name} at {directive.location()} (a second one "
@@ -548,9 +565,9 @@ def plan(req: PlanRequest) -> dict[str, Any]:
         directives: dict[str, str] = {}
         built = [s.built_pem for s in acting if s.trusted_built]
         for site in acting:
-            for name, value in site.desired.items():
+            for name, value in site.needed.items():
                 directives[name] = value
-            site.rendered = dict(site.desired)
+            site.rendered = dict(site.needed)
         if built:
             trusted = os.path.join(trusted_dir, "http.pem")
             unique: list[bytes] = []
@@ -563,39 +580,33 @@ def plan(req: PlanRequest) -> dict[str, Any]:
             for site in acting:
                 site.rendered["ssl_trusted_certificate"] = trusted
                 site.trusted_built = trusted
-        files[req.http_include_file] = _content(req.http_include_file, render_directives(
-            directives, "http level: every server block that does not set them itself"))
+        if directives:
+            files[req.http_include_file] = _content(req.http_include_file, render_directives(
+                directives, "http level: every server block that does not set them itself"))
     elif placement == "server":
-        untouched_lines = {(d.file, d.line): s.key for s in sites if s.action not in ("enable", "disable")
-                           for name in MANAGED for d in s.own(name)}
+        untouched = {(file, number): s.key for s in sites if s.action not in ("enable", "disable")
+                     for name in MANAGED for d in s.own(name) for file, number in _span(d)}
+        edits: dict[str, FileEdits] = {}
         for site in acting:
-            render: dict[str, str] = {}
-            lines: list[tuple[str, int]] = []
-            names: dict[tuple[str, int], str] = {}
-            for name, value in site.desired.items():
-                own = site.own(name)
-                if own and all(d.value == value for d in own):
-                    continue  # the operator's line already says so: keep it
-                render[name] = value
-                for directive in own:
-                    lines.append((directive.file, directive.line))
-                    names[(directive.file, directive.line)] = directive.name
+            render = site.needed
             if not render:
                 continue
-            for file, line in lines:
-                text = config.original.get(file, "")
-                name = names[(file, line)]
-                if _single_directive_line(text, line, name) is None:
-                    problems.append(f"{file}:{line} holds '{name}' together with other text on one line; "
-                                    f"the role only replaces a directive that has its own line. Put it on a "
-                                    f"line of its own and run again.")
-                if (file, line) in untouched_lines:
-                    problems.append(f"{file}:{line} ('{name}') is shared with server block "
-                                    f"{untouched_lines[(file, line)]}, which this run must not change; "
-                                    f"the role cannot replace that line for one of them only. Give the "
-                                    f"blocks their own lines, or put both in scope.")
-            site.rendered = render
-            site.replaced = [f"{f}:{n}" for f, n in lines]
+            replaced = [d for name in render for d in site.own(name)]
+            for directive in replaced:
+                if not _has_own_lines(directive):
+                    problems.append(f"{directive.location()}: '{directive.name}' shares its line(s) with other "
+                                    f"text (another directive, or a block's '{{' or '}}'); the role replaces a "
+                                    f"directive by commenting out its own lines only. Put it on its own line(s) "
+                                    f"and run again.")
+                shared = next((untouched[key] for key in _span(directive) if key in untouched), None)
+                if shared:
+                    problems.append(f"{directive.location()} ('{directive.name}') is shared with server block "
+                                    f"{shared}, which this run must not change; the role cannot replace that "
+                                    f"line for one of them only. Give the blocks their own lines, or put both "
+                                    f"in scope.")
+                edits.setdefault(directive.file, FileEdits()).comment.update(n for _f, n in _span(directive))
+            site.rendered = dict(render)
+            site.replaced = [directive.location() for directive in replaced]
             if site.trusted_built and render.get("ssl_trusted_certificate") == site.trusted_built:
                 files[site.trusted_built] = _content(site.trusted_built,
                                                      site.built_pem.decode("ascii"))
@@ -603,9 +614,14 @@ def plan(req: PlanRequest) -> dict[str, Any]:
             site.include = path
             files[path] = _content(path, render_directives(
                 render, f"server {' '.join(site.names) or '(no server_name)'} at {site.block.file}:{site.block.line}"))
-            problem = _insert_include(new_texts, site, lines, path)
-            if problem:
-                problems.append(problem)
+            where = _include_position(site, replaced, split_lines(config.original[site.block.file]), path)
+            if isinstance(where, str):
+                problems.append(where)
+                continue
+            number, line = where
+            edits.setdefault(site.block.file, FileEdits()).inserts.setdefault(number, []).append(line)
+        for file, file_edits in edits.items():
+            new_texts[file] = file_edits.apply(config.original[file])
     # Stale managed files: everything under the managed dir (and the http file) not wanted now.
     for pattern in (os.path.join(sites_dir, "*.conf"), os.path.join(trusted_dir, "*.pem")):
         for existing in sorted(glob.glob(config.host_path(pattern))):
@@ -651,7 +667,7 @@ def plan(req: PlanRequest) -> dict[str, Any]:
         "sites": [s.as_dict() for s in sites],
         "endpoints": endpoints,
         "warnings": warnings,
-        "problems": problems,
+        "problems": list(dict.fromkeys(problems)),  # a snippet shared by blocks: said once
         "config_files": list(dict.fromkeys(config.files)),
     }
 
@@ -685,43 +701,74 @@ def _http_include_patterns(config: NginxConfig) -> list[str]:
     return out
 
 
-def _insert_include(texts: dict[str, str], site: Site, replaced: list[tuple[str, int]], path: str) -> str | None:
-    """Mark ``replaced`` lines and add the include line to the server block's own file."""
-    block_file = site.block.file
-    # Replaced lines first, bottom-up per file so line numbers stay valid.
-    by_file: dict[str, list[int]] = {}
-    for file, line in replaced:
-        by_file.setdefault(file, []).append(line)
-    anchor_line: int | None = None
-    for file, numbers in by_file.items():
-        lines = texts[file].splitlines(keepends=True)
-        for number in sorted(set(numbers)):
-            if not lines[number - 1].lstrip().startswith(REPLACED_PREFIX):
-                lines[number - 1] = replaced_line(lines[number - 1])
-        texts[file] = "".join(lines)
-        if file == block_file:
-            anchor_line = min(numbers)
-    lines = texts[block_file].splitlines(keepends=True)
-    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
-    if anchor_line is not None:
-        indent = re.match(r"[ \t]*", lines[anchor_line - 1]).group(0)
-        lines.insert(anchor_line, include_line(indent, path, newline))
-    else:
-        first = next((c for c in site.block.block.children or () if c.file == block_file), None)
-        if first is None:
-            return (f"server block {site.key} at {block_file}:{site.block.line} has no directive of its "
-                    f"own in that file to put the include line next to; add one (for example its "
-                    f"server_name) or use nginx_stapling_placement: http.")
-        target = lines[first.line - 1]
-        indent = re.match(r"[ \t]*", target).group(0)
-        if not target[len(indent):].startswith(first.name):
-            return (f"{block_file}:{first.line}: '{first.name}' shares its line with other text (the "
-                    f"'server {{' perhaps); the role inserts its include line above the block's first "
-                    f"directive. Put that directive on a line of its own and run again.")
-        # Keep block order: after any replaced lines' include already added for this file? none here.
-        lines.insert(first.line - 1, include_line(indent, path, newline))
-    texts[block_file] = "".join(lines)
-    return None
+@dataclass
+class FileEdits:
+    """Edits of one file, in line numbers of the operator's original text."""
+
+    comment: set[int] = field(default_factory=set)
+    inserts: dict[int, list[str]] = field(default_factory=dict)  # before original line n
+
+    def apply(self, text: str) -> str:
+        lines = split_lines(text)
+        out = []
+        for number, line in enumerate(lines, 1):
+            out.extend(self.inserts.get(number, ()))
+            out.append(replaced_line(line) if number in self.comment else line)
+        out.extend(self.inserts.get(len(lines) + 1, ()))
+        return "".join(out)
+
+
+def _span(directive) -> list[tuple[str, int]]:
+    """(file, line) of every line a plain directive covers, from its name to its ';'."""
+    return [(directive.file, n) for n in range(directive.line, directive.end_line + 1)]
+
+
+def _has_own_lines(directive) -> bool:
+    """No other token on the lines from its name to its ';' (comments may follow)."""
+    after = directive.after_line
+    return directive.before_line < directive.line and (after is None or after > directive.end_line)
+
+
+def _include_position(site: Site, replaced: list, lines: list[str], path: str) -> tuple[int, str] | str:
+    """Where the include line goes in the server block's own file: ``(line number it goes
+    before, the line)``, or why there is no place for it.
+
+    Below the first replaced directive of that file; else on the line after the block's
+    ``{``; else after the first of the block's own directives that ends its line. Any of
+    those is a line boundary between two statements of the block itself, where an
+    ``include`` is valid.
+    """
+    server = site.block.block
+    file = server.file
+    mine = sorted((d for d in replaced if d.file == file), key=lambda d: d.line)
+    if mine:
+        first = lines[mine[0].line - 1]
+        return mine[0].end_line + 1, include_line(_indent(first), path, _newline(lines[mine[0].end_line - 1]))
+    boundaries = [(server.end_line, server.after_line)]
+    for child in server.children or ():
+        if child.file == file:
+            boundaries.append((child.close_line, child.after_close_line) if child.children is not None
+                              else (child.end_line, child.after_line))
+    for end, after in boundaries:
+        if after is not None and after > end:
+            following = next((line for line in lines[end:after] if line.strip()), "")
+            if following.lstrip().startswith("}"):
+                indent = _indent(lines[server.line - 1]) + "    "
+            else:
+                indent = _indent(following)
+            return end + 1, include_line(indent, path, _newline(lines[end - 1]))
+    return (f"{file}:{server.line}: server block {site.key} is written on one line (no line break after "
+            f"its '{{' or after any of its own directives); the role puts its include line on a line of "
+            f"its own inside the block. Break the block over several lines, or use "
+            f"nginx_stapling_placement: http.")
+
+
+def _indent(line: str) -> str:
+    return line[:len(line) - len(line.lstrip(" \t"))]
+
+
+def _newline(line: str) -> str:
+    return "\r\n" if line.endswith("\r\n") else "\n"
 
 
 # --------------------------------------------------------------------------- configtest warnings
@@ -749,15 +796,6 @@ def configtest_warnings(output: str, sites: list[dict]) -> list[dict]:
         if entry not in found:
             found.append(entry)
     return found
-
-
-def run(argv: list[str], timeout: float = 30) -> tuple[int, str]:
-    try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return 127, str(exc)
-    return proc.returncode, proc.stdout.decode("utf-8", "replace")
 
 
 def classify_configtest(output: str, sites: list[dict], block_on_warnings: bool = True
