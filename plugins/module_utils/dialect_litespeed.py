@@ -995,8 +995,8 @@ def discover(server_root: str, flavor: str = "auto", root: str = "/") -> tuple:
             tree.notes.append("virtual host %s has no configFile and no SSL block; skipped" % name)
         # without vhDomain the server uses the vhost name; the listeners' map lines name the
         # real domains then, so only a configured vhDomain is listed here
-        target.names = _domains(tree.get(names_from, "vhDomain"), name) + [
-            d for d in _domains(tree.get(names_from, "vhAliases"), name)]
+        target.names = _domains(tree.get(names_from, "vhDomain"), name) + list(
+            _domains(tree.get(names_from, "vhAliases"), name))
         if ssl:
             target.segments = ssl[0][1]
             target.path, target.block = target.segments[0]
@@ -1072,8 +1072,8 @@ def _restore_operations(target: StaplingTarget, recorded: dict, tree: _Tree, not
         current = tree.get(target.segments, key)
         if current != entry.get("applied"):
             notes.append("%s %s: %s is %s now, not the %s this collection set, so it was "
-                         "changed since and is left as it is" % (target.kind, target.name, key,
-                                                                  _show(current), _show(entry.get("applied"))))
+                         "changed since and is left as it is"
+                         % (target.kind, target.name, key, _show(current), _show(entry.get("applied"))))
             continue
         ops.append((key, entry.get("original")))
     return ops

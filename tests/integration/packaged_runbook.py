@@ -44,7 +44,7 @@ def wait_for_all(lab: Lab, server: str, verdict: str, timeout: float = 30.0) -> 
 def never_staples(lab: Lab, server: str, handshakes: int = 5) -> dict[str, list[str]]:
     """A few rounds of handshakes per site (bounded): every one must succeed without a staple."""
     seen: dict[str, list[str]] = {}
-    for _ in range(handshakes):
+    for _round in range(handshakes):
         for name, verdict in staples(lab, server).items():
             seen.setdefault(name, []).append(verdict)
     return seen

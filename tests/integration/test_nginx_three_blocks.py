@@ -12,7 +12,7 @@ NAMES = ("good.lab.test", "good0.lab.test", "good1.lab.test")
 
 
 def verdicts(lab: Lab, name: str, handshakes: int) -> list[str]:
-    return [lab.probe("nginx", name).verdict for _ in range(handshakes)]
+    return [lab.probe("nginx", name).verdict for _round in range(handshakes)]
 
 
 def test_three_server_blocks_in_one_file_disable_then_absent(tmp_path):

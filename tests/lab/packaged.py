@@ -324,7 +324,7 @@ class PackagedNginx(NginxInstance):
         edit(conf, "error_log /var/log/nginx/error.log;", f"error_log {logs}/error.log {self.log_level};")
         edit(conf, "access_log /var/log/nginx/access.log;", f"access_log {logs}/access.log;")
         edit(conf, f"include {self.source}/", f"include {self.conf_dir}/", count=3)
-        temp = "".join(f"\t{name} {self.root / 'tmp' / name.split('_temp')[0]};\n" for name in NGINX_TEMP_PATHS)
+        temp = "".join(f"\t{name} {self.root / 'tmp' / name.split('_temp', maxsplit=1)[0]};\n" for name in NGINX_TEMP_PATHS)
         edit(conf, "http {\n", "http {\n" + temp)
         default = self.conf_dir / "sites-available" / "default"
         edit(default, "listen 80 default_server;", f"listen 127.0.0.1:{self.http_port} default_server;")

@@ -158,7 +158,7 @@ def answer_errors(item: dict, value) -> list[str]:
         if high not in ("", None) and len(value) > int(high):
             return [f"{name}: {value!r} is longer than {high}"]
     elif kind == "integer":
-        if type(value) is not int:
+        if not isinstance(value, int) or isinstance(value, bool):
             return [f"{name}: {value!r} is not an integer"]
         if low not in ("", None) and value < int(low) or high not in ("", None) and value > int(high):
             return [f"{name}: {value} is outside {low}..{high}"]

@@ -37,7 +37,7 @@ def block(draw, depth=0):
     indent = "  " * depth
     kind = draw(st.sampled_from(["vhssl", "listener SSL", "index", "context /x", "rewrite"]))
     lines = ["%s%s {" % (indent, kind) if draw(st.booleans()) else "%s%s{" % (indent, kind)]
-    for _ in range(draw(st.integers(0, 5))):
+    for _index in range(draw(st.integers(0, 5))):
         choice = draw(st.integers(0, 4 if depth < 2 else 3))
         if choice == 4:
             lines.extend(draw(block(depth + 1)))
@@ -52,7 +52,7 @@ def block(draw, depth=0):
 @st.composite
 def ols_file(draw):
     lines = []
-    for _ in range(draw(st.integers(0, 6))):
+    for _index in range(draw(st.integers(0, 6))):
         choice = draw(st.integers(0, 2))
         if choice == 0:
             lines.extend(draw(block()))
@@ -74,9 +74,9 @@ def test_any_ols_file_round_trips(text):
 def xml_file(draw):
     eol = draw(EOL)
     parts = ['<?xml version="1.0" encoding="UTF-8"?>', "<virtualHostConfig>"]
-    for _ in range(draw(st.integers(0, 4))):
+    for _index in range(draw(st.integers(0, 4))):
         parts.append("  <vhssl>")
-        for _ in range(draw(st.integers(0, 5))):
+        for _index in range(draw(st.integers(0, 5))):
             key = draw(KEY)
             value = draw(VALUE).replace("<", "").replace("&", "")
             parts.append("    <%s>%s</%s>" % (key, value, key) if value or draw(st.booleans()) else "    <%s/>" % key)

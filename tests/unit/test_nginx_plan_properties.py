@@ -87,7 +87,7 @@ def configurations(draw) -> dict:
     count = draw(st.integers(min_value=1, max_value=4))
     blocks = [draw(server_block(index)) for index in range(count)]
     split = draw(st.integers(min_value=1, max_value=count))  # blocks in the first file
-    gaps = [draw(st.sampled_from(["", "\n", "\n# next site\n"])) for _ in blocks]
+    gaps = [draw(st.sampled_from(["", "\n", "\n# next site\n"])) for _block in blocks]
     files = {"a.conf": "".join(g + b[0] for g, b in zip(gaps[:split], blocks[:split])),
              "b.conf": "".join(g + b[0] for g, b in zip(gaps[split:], blocks[split:]))}
     if draw(st.booleans()):

@@ -32,6 +32,11 @@ EXPECTED = {
 }
 
 
+#: Files saved from Windows editors end their lines with CRLF; the repository keeps LF
+#: (ansible-test's line-endings check), so the test writes them back as CRLF.
+CRLF_FILES = {"nginx_mozilla": ["etc/nginx/sites-available/mozilla.example.com"]}
+
+
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     return make_pki(tmp_path_factory.mktemp("pki"))
@@ -45,6 +50,9 @@ def install(name: str, root: Path, pki) -> Path:
             data = path.read_bytes()
             path.write_bytes(data.replace(b"@ROOT@", str(root).encode())
                              .replace(b"@PKI@", str(pki.trusted_chain.parent).encode()))
+    for relative in CRLF_FILES.get(name, ()):
+        path = root / relative
+        path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
     (root / "etc" / "nginx" / "conf.d").mkdir(exist_ok=True)
     return root / "etc" / "nginx" / "nginx.conf"
 

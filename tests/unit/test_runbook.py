@@ -294,7 +294,7 @@ def test_must_staple_site_with_a_good_staple_is_healthy():
 
 
 def test_must_staple_site_with_an_unchecked_responder_is_broken_when_it_staples_nothing():
-    facts, status, _ = must_staple_host("must_staple_missing")
+    facts, status, _check = must_staple_host("must_staple_missing")
     responder = check([cert("/c/a.pem"), unchecked("/c/ms.pem", must_staple=True)])
     decision = decide(facts, status, responder)
     assert decision["verdict"] == "must_staple_broken"
