@@ -254,3 +254,69 @@ def test_a_vhost_file_with_latin1_bytes_is_edited_and_restored_byte_for_byte(tre
     assert b"SSLUseStapling Off" in a.read_bytes()
     apply(tree, apache_plan.plan(request(tree, "restored")))
     assert snapshot(tree) == before
+
+
+EA4_MAIN = """\
+Include "/etc/apache2/conf.modules.d/*.conf"
+Include "/etc/apache2/conf.d/includes/pre_main_global.conf"
+<IfModule ssl_module>
+    SSLUseStapling On
+    SSLStaplingCache shmcb:/run/apache2/stapling_cache(256000)
+    SSLStaplingReturnResponderErrors off
+</IfModule>
+Include "/etc/apache2/conf.d/*.conf"
+Include "/etc/apache2/conf.d/includes/pre_virtualhost_global.conf"
+<VirtualHost 127.0.0.1:443>
+    ServerName {name}
+    SSLEngine on
+    SSLCertificateFile /var/cpanel/ssl/apache_tls/{name}/combined
+    SSLUseStapling on
+{include}</VirtualHost>
+"""
+
+
+def cpanel_tree(tmp_path, include=True):
+    etc = tmp_path / "etc" / "apache2"
+    userdata = "/etc/apache2/conf.d/userdata/ssl/2_4/bob/shop.example"
+    line = '    Include "%s/*.conf"\n' % userdata if include else ""
+    write(etc / "conf" / "httpd.conf", EA4_MAIN.replace("{name}", "shop.example").replace("{include}", line))
+    write(etc / "conf.modules.d" / "ssl.conf", "LoadModule ssl_module modules/mod_ssl.so\n"
+                                               "LoadModule socache_shmcb_module modules/mod_socache_shmcb.so\n")
+    write(etc / "conf.d" / "includes" / "pre_main_global.conf", "")
+    write(etc / "conf.d" / "includes" / "pre_virtualhost_global.conf", "# operator\n")
+    if include:
+        (tmp_path / userdata.lstrip("/")).mkdir(parents=True)
+    return ApachePlanRequest(
+        state="disabled", layout="cpanel_ea4", root=str(tmp_path), main_config="/etc/apache2/conf/httpd.conf",
+        server_root="/etc/apache2", includes_dir="/etc/apache2/conf.d/includes",
+        userdata_dir="/etc/apache2/conf.d/userdata")
+
+
+def test_cpanel_vhost_with_its_own_on_is_turned_off_in_its_userdata_include(tmp_path):
+    req = cpanel_tree(tmp_path)
+    main = tmp_path / "etc/apache2/conf/httpd.conf"
+    before = snapshot(tmp_path)
+
+    result = apache_plan.plan(req)
+
+    assert result["problems"] == []
+    paths = sorted(f["path"] for f in result["files"])
+    assert paths == ["/etc/apache2/conf.d/includes/pre_virtualhost_global.conf",
+                     "/etc/apache2/conf.d/userdata/ssl/2_4/bob/shop.example/ocsp-stapling.conf"]
+    assert "conf/httpd.conf" not in " ".join(paths)  # cPanel regenerates it
+    assert result["sites"] == [{
+        "names": ["shop.example"], "file": "/etc/apache2/conf/httpd.conf", "line": 10, "stapling": "off",
+        "winner": "/etc/apache2/conf.d/userdata/ssl/2_4/bob/shop.example/ocsp-stapling.conf:2 SSLUseStapling Off"}]
+    apply(tmp_path, result)
+    assert main.read_bytes() == before[str(main)]
+    assert "# operator\n" in (tmp_path / "etc/apache2/conf.d/includes/pre_virtualhost_global.conf").read_text()
+
+    req.state = "restored"
+    apply(tmp_path, apache_plan.plan(req))
+    assert snapshot(tmp_path) == before
+
+
+def test_cpanel_vhost_on_without_a_userdata_include_is_refused_with_the_rebuild_command(tmp_path):
+    result = apache_plan.plan(cpanel_tree(tmp_path, include=False))
+    assert len(result["problems"]) == 1
+    assert "rebuildhttpdconf" in result["problems"][0] and "shop.example" in result["problems"][0]
