@@ -439,11 +439,17 @@ class Plan:
                      for s in [v.lookup("SSLUseStapling")] if s and s.directive.value.lower() == "on"]
             if not stuck:
                 return candidate
-            for vhost, setting in stuck[:1]:
-                self._turn_off(vhost, setting.directive)
+            # Every winning line of this round at once (a cPanel box can have thousands of
+            # vhosts with their own 'on': one re-read per round, not per vhost), bottom-up
+            # within a file so the marker line inserted above an edit shifts no later edit.
+            first: dict[tuple[str, int], tuple] = {}
+            for vhost, setting in stuck:
+                first.setdefault((self._real(setting.directive.file), setting.directive.line), (vhost, setting.directive))
+            for key in sorted(first, key=lambda k: (k[0], -k[1])):
+                self._turn_off(*first[key])
             if self.problems:
                 return candidate
-        raise PlanError("Turning SSLUseStapling off did not settle after %d edits; the configuration "
+        raise PlanError("Turning SSLUseStapling off did not settle after %d rounds of edits; the configuration "
                         "includes itself in a way this role cannot follow. Nothing was changed." % _MAX_ROUNDS)
 
     def _turn_off(self, vhost, directive) -> None:

@@ -320,3 +320,24 @@ def test_cpanel_vhost_on_without_a_userdata_include_is_refused_with_the_rebuild_
     result = apache_plan.plan(cpanel_tree(tmp_path, include=False))
     assert len(result["problems"]) == 1
     assert "rebuildhttpdconf" in result["problems"][0] and "shop.example" in result["problems"][0]
+
+
+def test_many_vhosts_in_one_file_are_all_turned_off_in_one_round(tree, monkeypatch):
+    body = "".join(VHOST.format(name=f"s{i}.example", extra="\t\tSSLUseStapling on\n") for i in range(40))
+    write(tree / "etc/apache2/sites-available/many.conf", body)
+    link(tree / "etc/apache2/sites-enabled/many.conf", "../sites-available/many.conf")
+    before = snapshot(tree)
+    reads = []
+    real_read = apache_plan.read_config
+    monkeypatch.setattr(apache_plan, "read_config", lambda *a, **k: reads.append(1) or real_read(*a, **k))
+
+    result = apache_plan.plan(request(tree, "disabled"))
+
+    # the live read, the candidate with the snippet and every vhost edit, and the check that settled
+    assert len(reads) == 3
+    assert [s["stapling"] for s in result["sites"]] == ["off"] * 40
+    apply(tree, result)
+    text = (tree / "etc/apache2/sites-available/many.conf").read_text()
+    assert text.count("# ocsp.stapling replaced: SSLUseStapling on\n\t\tSSLUseStapling Off\n") == 40
+    apply(tree, apache_plan.plan(request(tree, "restored")))
+    assert snapshot(tree) == before
