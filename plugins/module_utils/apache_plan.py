@@ -368,7 +368,6 @@ class Plan:
     def _cpanel(self, live: dialect_apache.ApacheConfig) -> None:
         req = self.req
         scan = scan_cpanel_main(host_path(self.root, req.main_config))
-        self.scan = scan
         if not scan["pre_virtualhost_global_line"] or scan["pre_virtualhost_global_line"] <= scan["stapling_block_line"]:
             raise PlanError(
                 "%s does not include pre_virtualhost_global.conf after its server-scope stapling block "
