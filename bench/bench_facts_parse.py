@@ -24,7 +24,8 @@ sys.path.insert(0, REPO)
 import tests.conftest  # noqa: E402,F401  pylint: disable=unused-import
 import gen_cpanel_tree  # noqa: E402
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import dialect_apache, facts  # noqa: E402
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import config as dialect_apache  # noqa: E402
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers import facts  # noqa: E402
 
 SIZES = (1000, 5000, 10000)
 TARGET_SIZE, TARGET_SECONDS = 5000, 2.0

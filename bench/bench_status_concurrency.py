@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 # tests.conftest makes ansible_collections.ocsp.stapling importable.
 import tests.conftest  # noqa: E402,F401  pylint: disable=unused-import
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import tls_probe  # noqa: E402
+from ansible_collections.ocsp.stapling.plugins.module_utils.probe import tls as tls_probe  # noqa: E402
 from tests.integration.ansible_run import run_module  # noqa: E402
 from tests.lab.lab import Lab  # noqa: E402
 from tests.lab.pki import LEAF_HOSTS  # noqa: E402

@@ -15,10 +15,10 @@ import traceback
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp_check_args import ARGUMENT_SPEC
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.check_args import ARGUMENT_SPEC
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import ocsp_check
-from ansible_collections.ocsp.stapling.plugins.module_utils.certificates import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import check as ocsp_check
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.certificates import (
     CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY)
 
 FETCH_MODULE = "ocsp.stapling.ocsp_fetch"

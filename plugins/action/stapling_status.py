@@ -23,7 +23,7 @@ def _load_judge():
     """Import the controller-side judge, or explain how to get ``cryptography``."""
     error = None
     try:
-        from ansible_collections.ocsp.stapling.plugins.module_utils import staple_verdict
+        from ansible_collections.ocsp.stapling.plugins.module_utils.probe import verdict as staple_verdict
     except ImportError as exc:
         staple_verdict, error = None, exc
     else:

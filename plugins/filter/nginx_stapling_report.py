@@ -59,7 +59,7 @@ _value:
   type: dict
 """
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.nginx_stapling import judge_sites
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx.plan import judge_sites
 
 
 def nginx_stapling_report(sites, results, state, strict=False, log=""):

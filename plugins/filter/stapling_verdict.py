@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to ocsp.stapling
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""``ocsp.stapling.stapling_verdict``: the runbook's diagnosis as a filter (logic in module_utils/runbook.py).
+"""``ocsp.stapling.stapling_verdict``: the runbook's diagnosis as a filter (logic in module_utils/runbook/verdict.py).
 
 ``ocsp.stapling.stapling_check_certificates`` turns the facts' sites into the
 ``certificates`` list of ``ocsp_responder_check``, each with the issuer sources its server reads.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.runbook import check_certificates, decide
+from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.verdict import check_certificates, decide
 
 
 def stapling_verdict(facts, status=None, check=None, record=None):

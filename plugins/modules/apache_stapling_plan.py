@@ -176,7 +176,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.apache_plan import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache.plan import (
     RESILIENT,
     ApachePlanRequest,
     PlanError,

@@ -349,11 +349,11 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_litespeed import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.config import (
     ENTERPRISE,
     OPENLITESPEED,
 )
-from ansible_collections.ocsp.stapling.plugins.module_utils.litespeed_change import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.change import (
     LiteSpeedChangeError,
     LiteSpeedStaplingChange,
 )

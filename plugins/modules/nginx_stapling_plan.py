@@ -193,9 +193,9 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.change import split_command
-from ansible_collections.ocsp.stapling.plugins.module_utils.nginx_preflight import plan_and_check
-from ansible_collections.ocsp.stapling.plugins.module_utils.nginx_stapling import PlanError
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import split_command
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx.preflight import plan_and_check
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx.plan import PlanError
 
 ARGUMENT_SPEC = dict(
     config=dict(type="path", default="/etc/nginx/nginx.conf"),

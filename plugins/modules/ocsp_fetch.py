@@ -169,7 +169,7 @@ results:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import ocsp_fetch
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import fetch as ocsp_fetch
 
 
 def main() -> None:

@@ -308,7 +308,7 @@ all_reachable:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp_check_args import ARGUMENT_SPEC
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.check_args import ARGUMENT_SPEC
 
 
 def main() -> None:

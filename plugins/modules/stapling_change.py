@@ -291,7 +291,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.change import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import (
     ChangeError,
     StaplingChange,
     request_from_params,

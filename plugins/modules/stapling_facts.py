@@ -247,7 +247,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.facts import gather_facts
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.facts import gather_facts
 
 ARGUMENT_SPEC = dict(
     root=dict(type="path", default="/"),

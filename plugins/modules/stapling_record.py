@@ -176,7 +176,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.state_record import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.state_record import (
     RecordError,
     RunLock,
     StateRecord,

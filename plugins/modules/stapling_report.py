@@ -125,7 +125,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.report import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.report import (
     dump_json,
     json_report,
     prometheus_text,

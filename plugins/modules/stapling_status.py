@@ -241,7 +241,7 @@ openssl:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.tls_probe import run_module_probe
+from ansible_collections.ocsp.stapling.plugins.module_utils.probe.tls import run_module_probe
 
 ARGUMENT_SPEC = dict(
     endpoints=dict(type="list", elements="dict", options=dict(

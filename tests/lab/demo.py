@@ -31,7 +31,7 @@ def banner(text: str) -> None:
 def _summary_lines(report: dict, title: str) -> list[str]:
     if str(COLLECTIONS) not in sys.path:
         sys.path.insert(0, str(COLLECTIONS))
-    from ansible_collections.ocsp.stapling.plugins.module_utils.report import summary_lines
+    from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.report import summary_lines
     hosts = report.get("hosts") or {}
     return summary_lines(hosts, list(hosts), title)
 

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import nginx_stapling as ns
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx import plan as ns
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -81,7 +81,7 @@ def nginx_t(root: Path, conf: Path) -> subprocess.CompletedProcess:
 def effective(conf: Path, setting: str = "ssl_stapling") -> dict[str, str | None]:
     """``setting`` in effect per TLS server block (first server_name, else file:line), managed
     files included: what nginx will do after the plan is applied."""
-    from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_nginx import load_nginx_config
+    from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx.config import load_nginx_config
     config = load_nginx_config(str(conf))
     out = {}
     for block in config.tls_server_blocks():

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import apache_plan
-from ansible_collections.ocsp.stapling.plugins.module_utils.apache_plan import ApachePlanRequest, PlanError
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import plan as apache_plan
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache.plan import ApachePlanRequest, PlanError
 
 MAIN = """\
 PidFile ${APACHE_PID_FILE}

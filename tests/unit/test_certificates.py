@@ -5,7 +5,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import certificates as certs
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import certificates as certs
 from tests.unit.ocsp_helpers import make_pki
 
 

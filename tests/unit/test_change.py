@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import change as change_module
-from ansible_collections.ocsp.stapling.plugins.module_utils.change import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.change import engine as change_module
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import (
     Backup,
     ChangeError,
     ChangeRequest,

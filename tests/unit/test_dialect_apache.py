@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import dialect_apache as da
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import config as da
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import dialect_litespeed as dl
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed import config as dl
 
 FIXTURES = Path(__file__).parent / "fixtures" / "litespeed"
 OLS_MAIN = FIXTURES / "ols" / "conf" / "httpd_config.conf"

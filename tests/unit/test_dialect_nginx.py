@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import dialect_nginx as dn
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx import config as dn
 
 ROOT = str(Path(__file__).parent / "fixtures" / "configs" / "nginx")
 

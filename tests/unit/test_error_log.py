@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import error_log as el
+from ansible_collections.ocsp.stapling.plugins.module_utils.change import error_log as el
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
 APACHE_LINE = "[Tue Nov 24 03:10:01.000101 2026] [ssl:error] [pid 1:tid 1] AH01941: stapling_renew_response: responder error\n"

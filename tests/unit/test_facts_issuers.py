@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import dialect_apache, dialect_nginx, facts, runbook
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import config as dialect_apache
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx import config as dialect_nginx
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers import facts
+from ansible_collections.ocsp.stapling.plugins.module_utils.runbook import verdict as runbook
 
 MODULES = "/usr/lib/apache2/modules"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import layouts
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers import layouts
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_litespeed import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.config import (
     LswsXml,
     OlsConfig,
     StaplingSettings,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_litespeed import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.config import (
     LiteSpeedConfigError,
     OlsConfig,
     StaplingSettings,

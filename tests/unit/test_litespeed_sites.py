@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import litespeed_sites as ls
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed import sites as ls
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
 

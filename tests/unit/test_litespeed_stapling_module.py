@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.change import unshare_available
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import unshare_available
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO / ".cache" / "collections"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.managed_block import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.managed_block import (
     BlockError,
     apply_block,
     block_content,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import nginx_stapling as ns
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx import plan as ns
 from tests.unit.nginx_plan_helpers import apply, effective, nginx_t, pending, request, snapshot
 from tests.unit.ocsp_helpers import make_pki
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import nginx_stapling as ns
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx import plan as ns
 from tests.unit.ocsp_helpers import make_pki
 
 MAIN = """\
@@ -352,7 +352,7 @@ def test_judge_quotes_the_error_log_line_for_the_site_certificate():
 def test_non_utf8_operator_file_round_trips_through_module_arguments(tmp_path, pki):
     """Latin-1 bytes survive enable -> absent, carried as content_base64 through the
     stapling_change module's arguments (shared change.py: file_fields, display-only diff)."""
-    from ansible_collections.ocsp.stapling.plugins.module_utils import change
+    from ansible_collections.ocsp.stapling.plugins.module_utils.change import engine as change
 
     conf = make_tree(tmp_path, pki, sites=("good",))
     site_file = conf / "sites-available" / "good"

@@ -8,7 +8,7 @@ import sys
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import ocsp_check
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import check as ocsp_check
 from tests.lab.pki import LabPKI
 from tests.unit.ocsp_helpers import make_pki, respond
 

@@ -10,7 +10,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import certificates, ocsp_check
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import certificates
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import check as ocsp_check
 from tests.unit.ocsp_helpers import make_pki, respond
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import ocsp_fetch
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import fetch as ocsp_fetch
 
 
 class RawServer:

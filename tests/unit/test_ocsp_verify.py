@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp_verify import OCSPResult, verify_response
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.verify import OCSPResult, verify_response
 from tests.unit.ocsp_helpers import NOW, make_pki, respond, signer_without_eku, unsuccessful
 
 

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import ocsp_wire
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import wire as ocsp_wire
 from tests.lab.responder import _key_hash
 from tests.unit.ocsp_helpers import make_pki
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.report import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.report import (
     json_report,
     prometheus_text,
     summary_lines,

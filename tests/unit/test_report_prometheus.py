@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.report import prometheus_text
+from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.report import prometheus_text
 from tests.unit.test_report import OUTCOMES, RICH
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ import copy
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.runbook import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.verdict import (
     RECOMMENDATIONS, check_certificates, decide, site_rows, stapling_configured)
 
 URL = "http://ocsp.example.test/"

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import staple_verdict
-from ansible_collections.ocsp.stapling.plugins.module_utils.certificates import to_pem
+from ansible_collections.ocsp.stapling.plugins.module_utils.probe import verdict as staple_verdict
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.certificates import to_pem
 from tests.lab.pki import LabPKI
 from tests.lab.responder import ResponderState, build_response
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import facts as facts_mod
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers import facts as facts_mod
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.state_record import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.state_record import (
     RecordError,
     RunLock,
     StateRecord,

@@ -12,8 +12,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509 import ocsp
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import tls_probe
-from ansible_collections.ocsp.stapling.plugins.module_utils.tls_probe import Endpoint, ProbeResult
+from ansible_collections.ocsp.stapling.plugins.module_utils.probe import tls as tls_probe
+from ansible_collections.ocsp.stapling.plugins.module_utils.probe.tls import Endpoint, ProbeResult
 
 FIXTURES = Path(__file__).parent / "fixtures" / "s_client"
 TRYLATER_DER = bytes.fromhex("30030a0103")  # OCSPResponse { responseStatus tryLater }

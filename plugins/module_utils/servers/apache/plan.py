@@ -38,9 +38,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import dialect_apache
-from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path
-from ansible_collections.ocsp.stapling.plugins.module_utils.managed_block import apply_block, decode, encode
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import config as dialect_apache
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.config_tree import host_path
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.managed_block import apply_block, decode, encode
 
 STATES = ("enabled", "disabled", "restored", "absent")
 REPLACED_PREFIX = "# ocsp.stapling replaced: "

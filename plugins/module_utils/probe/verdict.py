@@ -39,8 +39,8 @@ else:
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import certificates
-from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp_verify import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import certificates
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.verify import (
     DEFAULT_SKEW,
     RESPONSE_STATUS_NAMES,
     CERT_STATUS_NAMES,

@@ -21,8 +21,9 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import certificates, ocsp_wire
-from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp_verify import verify_response
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import certificates
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import wire as ocsp_wire
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.verify import verify_response
 
 FAILURES = ("no_ocsp_url", "dns_failure", "connection_refused", "network_unreachable", "timeout",
             "tls_error", "http_error", "malformed_response", "responder_error", "signature_invalid",

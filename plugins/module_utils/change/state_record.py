@@ -25,7 +25,7 @@ import json
 import os
 import time
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.atomic_write import write_atomic
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.atomic_write import write_atomic
 
 RECORD_VERSION = 1
 DISABLED_BY = "ocsp.stapling"

@@ -22,8 +22,8 @@ import os
 import re
 from typing import Iterator
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import config_tree
-from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import RootedConfig, Setting, Site, walk
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers import config_tree
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.config_tree import RootedConfig, Setting, Site, walk
 
 #: Stapling-related directives, in the order reported.
 STAPLING_DIRECTIVES: tuple[str, ...] = (

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import dialect_apache, dialect_nginx, layouts
-from ansible_collections.ocsp.stapling.plugins.module_utils import error_log, litespeed_sites
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import config as dialect_apache
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx import config as dialect_nginx
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers import layouts
+from ansible_collections.ocsp.stapling.plugins.module_utils.change import error_log
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed import sites as litespeed_sites
 
 
 def _setting_list(settings: Iterable) -> list[dict]:

@@ -30,8 +30,8 @@ import os
 import re
 from typing import Iterable, Iterator
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import config_tree
-from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import RootedConfig, Setting, Site, walk
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers import config_tree
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.config_tree import RootedConfig, Setting, Site, walk
 
 #: Directives that control OCSP stapling in mod_ssl (2.4). Order is the one reported.
 STAPLING_DIRECTIVES: tuple[str, ...] = (

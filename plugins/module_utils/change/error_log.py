@@ -14,7 +14,7 @@ import os
 import re
 from typing import Iterable
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.config_tree import host_path
 
 DEFAULT_TAIL_BYTES = 1024 * 1024
 

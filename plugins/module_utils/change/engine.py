@@ -45,8 +45,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.atomic_write import write_atomic
-from ansible_collections.ocsp.stapling.plugins.module_utils.managed_block import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.atomic_write import write_atomic
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.managed_block import (
     DEFAULT_MARKER,
     BlockError,
     apply_block,

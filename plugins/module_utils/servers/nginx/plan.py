@@ -42,13 +42,13 @@ from fnmatch import fnmatch
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_nginx import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx.config import (
     NginxConfig,
     NginxConfigError,
     ServerBlock,
     parse_text,
 )
-from ansible_collections.ocsp.stapling.plugins.module_utils.managed_block import decode
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.managed_block import decode
 
 #: Directives the role manages, in the order they are rendered.
 MANAGED = ("ssl_stapling", "ssl_stapling_verify", "ssl_trusted_certificate",

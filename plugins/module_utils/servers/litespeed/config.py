@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from xml.parsers import expat
 from xml.sax.saxutils import escape as _xml_escape
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path, server_view
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.config_tree import host_path, server_view
 
 ENABLE_KEY = "enableStapling"
 MAX_AGE_KEY = "ocspRespMaxAge"

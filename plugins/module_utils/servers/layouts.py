@@ -18,7 +18,7 @@ import shlex
 import subprocess
 from typing import Callable
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.config_tree import host_path
 
 Runner = Callable[[list], tuple]
 

@@ -28,7 +28,7 @@ import shutil
 import time
 from typing import Any, Callable
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.change import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import (
     DEFAULT_BACKUP_DIR,
     ChangeError,
     ChangeRequest,
@@ -37,8 +37,8 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change import (
     StaplingChange,
     VerifySpec,
 )
-from ansible_collections.ocsp.stapling.plugins.module_utils.atomic_write import write_atomic
-from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_litespeed import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.atomic_write import write_atomic
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.config import (
     ENTERPRISE,
     FATAL_LOG_PATTERNS,
     OPENLITESPEED,

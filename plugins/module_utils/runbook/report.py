@@ -16,7 +16,7 @@ import datetime as _dt
 import json
 import re
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.atomic_write import write_atomic as _write_atomic
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.atomic_write import write_atomic as _write_atomic
 
 METRIC_PREFIX = "ocsp_stapling_"
 SHORT_VERDICTS = {"not_applicable": "n/a", "error_stapled": "error", "must_staple_missing": "ms-missing",

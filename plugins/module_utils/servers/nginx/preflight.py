@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.change import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import (
     ChangeError,
     ChangeRequest,
     FileSpec,
@@ -19,7 +19,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change import (
     file_fields,
     split_command,
 )
-from ansible_collections.ocsp.stapling.plugins.module_utils.nginx_stapling import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx.plan import (
     PlanRequest,
     classify_configtest,
     plan,

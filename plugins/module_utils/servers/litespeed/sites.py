@@ -21,8 +21,8 @@ import os
 import re
 from typing import Iterator
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.config_tree import host_path
-from ansible_collections.ocsp.stapling.plugins.module_utils.dialect_litespeed import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.config_tree import host_path
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.config import (
     ENTERPRISE,
     OPENLITESPEED,
     STAPLING_KEYS,

@@ -34,7 +34,8 @@ else:
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
 
-from ansible_collections.ocsp.stapling.plugins.module_utils import certificates, ocsp_wire
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import certificates
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import wire as ocsp_wire
 
 # Keyed by the names of cryptography's OCSPResponseStatus / OCSPCertStatus members.
 RESPONSE_STATUS_NAMES = {
