@@ -17,6 +17,8 @@ def pki(tmp_path_factory):
 
 
 def check(pki, der, leaf="good", **kwargs) -> OCSPResult:
+    """Judge ``der`` at the helpers' fixed NOW, so a slow run can't move the window."""
+    kwargs.setdefault("now", NOW)
     return verify_response(der, pki.leaves[leaf].cert, pki.intermediate.cert, **kwargs)
 
 

@@ -135,6 +135,9 @@ def received_handshake_messages(stdout: str) -> list[tuple[str, bytes]]:
     def close() -> None:
         if current is not None:
             data = bytes.fromhex("".join(current))
+            if len(data) < 4:
+                raise ParseError(f"the {name or 'handshake'} message dump holds {len(data)} bytes, "
+                                 "less than a handshake header")
             if len(data) != expected:
                 raise ParseError(f"the {name} message dump holds {len(data)} bytes, "
                                  f"its header says {expected}")
@@ -284,8 +287,11 @@ def parse_transcript(stdout: str) -> Handshake:
 
 
 def _pem_to_der(block: str) -> bytes:
-    body = "".join(line for line in block.splitlines() if line and not line.startswith("-----"))
-    return base64.b64decode(body)
+    body = "".join(line.strip() for line in block.splitlines() if line.strip() and not line.startswith("-----"))
+    try:
+        return base64.b64decode(body, validate=True)
+    except ValueError as exc:
+        raise ParseError(f"a certificate in the transcript is not valid base64 ({exc})") from exc
 
 
 def der_to_pem(der: bytes) -> str:

@@ -148,6 +148,19 @@ class Directive(config_tree.Directive):
 # --------------------------------------------------------------------------- lexing
 
 
+def physical_lines(text: str, keepends: bool = False) -> list[str]:
+    """The file's lines as httpd reads them: only ``\\n`` ends a line (``str.splitlines``
+    would also split at form feeds, ``\\x1c``-``\\x1e``, ``\\x85`` and U+2028, which httpd
+    keeps inside the line, so a directive or comment holding one would be misread)."""
+    lines = text.split("\n")
+    last = lines.pop()
+    if keepends:
+        lines = [line + "\n" for line in lines]
+    if last:
+        lines.append(last)
+    return lines
+
+
 def logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` for each non-empty, non-comment logical line.
 
@@ -159,7 +172,7 @@ def logical_lines(text: str) -> Iterator[tuple[int, str]]:
     pending: list[str] | None = None
     start = 0
     number = 0
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(physical_lines(text), 1):
         line = raw.rstrip()
         if line.endswith("\\"):
             if pending is None:

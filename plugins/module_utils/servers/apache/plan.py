@@ -109,7 +109,7 @@ def replaced_lines(line: str, new: str) -> str:
 
 def restore_text(text: str) -> str:
     """The operator's text: each marked replacement back to the line it replaced."""
-    lines = text.splitlines(keepends=True)
+    lines = dialect_apache.physical_lines(text, keepends=True)
     out: list[str] = []
     index = 0
     while index < len(lines):
@@ -457,7 +457,7 @@ class Plan:
             self._cpanel_userdata_off(vhost, directive)
             return
         text = self.text(directive.file) or ""
-        lines = text.splitlines(keepends=True)
+        lines = dialect_apache.physical_lines(text, keepends=True)
         index = directive.line - 1
         if index >= len(lines) or not re.match(r"(?i)^\s*SSLUseStapling\s+on\s*$", lines[index].rstrip("\r\n")):
             self.problems.append(
@@ -541,7 +541,7 @@ def scan_cpanel_main(path: str) -> dict[str, Any]:
         raise PlanError("cPanel's httpd.conf %s could not be read (%s). Check apache_stapling_ea4_main_config / "
                         "ea3_main_config or /etc/cpanel/ea4/paths.conf's file_conf." % (path, exc.strerror)) from exc
     depth = 0
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(dialect_apache.physical_lines(text), 1):
         line = raw.strip()
         if re.match(r"(?i)<VirtualHost[\s>]", line):
             depth += 1
@@ -564,7 +564,7 @@ def scan_vhost_includes(path: str, start: int) -> list[tuple[int, str]]:
     """``(line, pattern)`` of each Include inside the ``<VirtualHost>`` opening at ``start``."""
     out = []
     with open(path, "rb") as handle:
-        lines = decode(handle.read()).splitlines()
+        lines = dialect_apache.physical_lines(decode(handle.read()))
     for number in range(start, len(lines) + 1):
         line = lines[number - 1].strip()
         if number > start and re.match(r"(?i)</VirtualHost", line):
