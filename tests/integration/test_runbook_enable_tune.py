@@ -92,14 +92,14 @@ class Run:
         return f"{self.stdout[-6000:]}\n{self.stderr[-2000:]}"
 
 
-def play(lab: Lab, tmp_path: Path, name: str, tag: str, **extra) -> Run:
+def play(lab: Lab, tmp_path: Path, name: str, tag: str, check: bool = False, **extra) -> Run:
     inventory = tmp_path / "inventory.json"
     if not inventory.exists():
         inventory.write_text(json.dumps(lab_inventory.inventory(lab.record(), host=HOST, python=sys.executable)))
     report = tmp_path / f"{tag}.json"
     completed = run_playbook(f"ocsp.stapling.{name}", inventory=str(inventory), timeout=300,
                              extra_vars={"target": HOST, "report_json": str(report), **extra},
-                             env={"ANSIBLE_PIPELINING": "1"})
+                             env={"ANSIBLE_PIPELINING": "1"}, check=check)
     (tmp_path / f"{tag}.log").write_text(completed.stdout + completed.stderr)
     return Run(completed, json.loads(report.read_text()) if report.exists() else None)
 
