@@ -42,7 +42,7 @@ import time
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.atomic_write import write_atomic
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import fetch as ocsp_fetch
-from ansible_collections.ocsp.stapling.plugins.module_utils.protect import policy
+from ansible_collections.ocsp.stapling.plugins.module_utils.protect import nginx_snippet, policy
 from ansible_collections.ocsp.stapling.plugins.module_utils.protect.certid import (
     CertIDError, certid_key, request_certids)
 
@@ -345,16 +345,9 @@ class Keeper:
     def snippet_text(self, spec: dict, state: dict, now: float) -> tuple[str, str]:
         held = {"verified": state.get("held"), "this_update": state.get("this_update"),
                 "next_update": state.get("next_update")}
-        header = "# Written by the ocsp.stapling keeper; it switches this file, do not edit.\n"
         if not policy.must_withdraw(held, now):
-            return "file", (header + f"# Held response valid until {iso(state['next_update'])}.\n"
-                            "ssl_stapling on;\n" f"ssl_stapling_file {spec['response']};\n")
-        if spec["fallback"] == "off":
-            return "off", header + "# No valid held response: stapling off until one is.\nssl_stapling off;\n"
-        lines = header + "# No valid held response: nginx fetches its own until one is.\nssl_stapling on;\n"
-        if spec.get("trusted_certificate"):
-            lines += f"ssl_stapling_verify on;\nssl_trusted_certificate {spec['trusted_certificate']};\n"
-        return "fetch", lines
+            return "file", nginx_snippet.render("file", spec["response"], iso(state["next_update"]))
+        return spec["fallback"], nginx_snippet.render(spec["fallback"], trusted_certificate=spec.get("trusted_certificate"))
 
     def _snippet_change(self, spec: dict, state: dict, now: float) -> dict | None:
         if not spec["snippet"]:
