@@ -108,3 +108,27 @@ def test_a_held_response_about_to_expire_is_taken_off_before_it_expires(nginx_la
     back = keeper.refresh(force=True)
     assert next(e for e in back["certificates"] if e["name"] == "good.lab.test")["served"] == "file"
     assert staple_next_update(nginx_lab) >= state["next_update"]
+
+
+def test_the_nginx_role_in_protected_mode_is_idempotent_and_staples_the_held_response(nginx_lab, tmp_path):
+    import json as _json
+    import re
+
+    from tests.integration.test_nginx_role import run_role
+    extra = {"nginx_stapling_mode": "protected",
+             "nginx_stapling_keeper_state_dir": str(tmp_path / "keeper-state"),
+             "nginx_stapling_keeper_config": str(tmp_path / "keeper.json")}
+    first = run_role(nginx_lab, tmp_path, **extra)
+    assert first.returncode == 0, first.stdout[-4000:]
+    config = _json.loads((tmp_path / "keeper.json").read_text())
+    good = next(c for c in config["certificates"] if c["name"] == "good.lab.test")
+    assert "ssl_stapling_file" in Path(good["snippet"]).read_text()
+    held = _json.loads((tmp_path / "keeper-state" / "good.lab.test.json").read_text())
+    assert staple_next_update(nginx_lab) == held["next_update"]
+    second = run_role(nginx_lab, tmp_path, **extra)
+    assert second.returncode == 0, second.stdout[-4000:]
+    recap = re.search(r"changed=(\d+)", second.stdout.rsplit("PLAY RECAP", 1)[-1])
+    assert recap and recap.group(1) == "0", second.stdout[-4000:]
+    nginx_lab.responder.set_mode("down")
+    nginx_lab.nginx.reload()
+    assert staple_next_update(nginx_lab) == held["next_update"]
