@@ -130,7 +130,7 @@ options:
     type: raw
     default: []
 notes:
-  - The response files are written with mode C(0644): OCSP responses are public.
+  - "The response files are written with mode C(0644): OCSP responses are public."
 seealso:
   - module: ocsp.stapling.nginx_stapling_plan
 """
