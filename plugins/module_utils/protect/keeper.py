@@ -304,6 +304,10 @@ class Keeper:
     def _refresh_one(self, spec: dict, state: dict, now: float) -> tuple[dict, bool]:
         state = dict(self._fresh_state(spec), **state)
         state["last_attempt"] = now
+        # What is on disk is the truth: a held file removed or gone stale is not held.
+        held = self.held(spec)
+        if held is None or not held.get("verified"):
+            state["held"] = False
         try:
             url = self.responder_url(spec)
             state["url"] = url
@@ -318,12 +322,11 @@ class Keeper:
         if answer["failure"]:
             return self._failed(state, now, f"fetching from {url}: {answer['detail']}"), False
         candidate = self.verify(spec, base64.b64decode(answer["response"]))
-        held = self.held(spec)
         if candidate["error"] and not candidate["verified"]:
-            return self._failed(state, now, f"the answer from {url} was refused: {candidate['error']}", held), False
+            return self._failed(state, now, f"the answer from {url} was refused: {candidate['error']}"), False
         replace, reason = policy.should_replace(held, candidate, now)
         if not replace:
-            return self._failed(state, now, f"the answer from {url} was not kept: {reason}", held), False
+            return self._failed(state, now, f"the answer from {url} was not kept: {reason}"), False
         write_atomic(spec["response"], base64.b64decode(answer["response"]), mode=0o644)
         state.update(held=True, cert_status=candidate["cert_status"], this_update=candidate["this_update"],
                      next_update=candidate["next_update"], produced_at=candidate["produced_at"], fetched_at=now,
@@ -331,12 +334,10 @@ class Keeper:
         state["next_refresh"] = policy.next_refresh(now, candidate, 0)
         return state, True
 
-    def _failed(self, state: dict, now: float, error: str, held: dict | None = None) -> dict:
+    def _failed(self, state: dict, now: float, error: str) -> dict:
         state["last_error"] = error
         state["last_error_at"] = now
         state["consecutive_failures"] = int(state.get("consecutive_failures") or 0) + 1
-        if held is not None and not held.get("verified"):
-            state["held"] = False
         state["next_refresh"] = policy.next_refresh(now, None, state["consecutive_failures"], rand=self.rand,
                                                     cap=self.backoff_cap)
         return state
