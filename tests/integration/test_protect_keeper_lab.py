@@ -196,3 +196,24 @@ def test_the_relay_entry_point_runs_from_a_keeper_configuration(responder_lab, t
     finally:
         stop_pid(proc.pid)
         proc.wait(5)
+
+
+def test_the_module_reports_in_check_mode_refreshes_once_then_is_idempotent(responder_lab, tmp_path):
+    from tests.integration.ansible_run import run_module
+    pki = responder_lab.pki
+    args = {"state_dir": str(tmp_path / "keeper"), "config_path": str(tmp_path / "keeper.json"), "timeout": 3,
+            "certificates": [{"name": "good", "cert": str(pki.leaves["good"].cert_path),
+                              "issuer": str(pki.intermediate.cert_path), "ca_file": str(pki.trusted_chain)}]}
+    checked = run_module("ocsp.stapling.stapling_keeper", args, check=True)
+    assert checked["changed"] and checked["certificates"][0]["would_refresh"], checked
+    assert "Would refresh 1 of 1" in checked["message"]
+    assert not (tmp_path / "keeper").exists() and not (tmp_path / "keeper.json").exists()
+    assert responder_lab.responder.state()["counts"]["POST"] == 0
+    first = run_module("ocsp.stapling.stapling_keeper", args)
+    assert first["changed"] and first["certificates"][0]["cert_status"] == "good", first
+    assert first["protected_until"] == first["certificates"][0]["next_update_iso"]
+    second = run_module("ocsp.stapling.stapling_keeper", args)
+    assert not second["changed"] and not second["certificates"][0]["refreshed"], second
+    status = run_module("ocsp.stapling.stapling_keeper", dict(args, action="status"))
+    assert not status["changed"] and status["certificates"][0]["valid"]
+    assert responder_lab.responder.state()["counts"]["POST"] == 1
