@@ -107,6 +107,21 @@ options:
     description: Extra environment for the commands.
     type: dict
     default: {}
+  stapling_mode:
+    description:
+      - V(standard) - nginx fetches its own staples.
+      - V(protected) (with O(state=enabled)) - every site being enabled includes
+        C(<keeper_dir>/<site>.conf), which M(ocsp.stapling.stapling_keeper) switches between
+        C(ssl_stapling_file) (a verified response it holds) and nginx's own fetch shortly
+        before that response expires. The site's own C(ssl_stapling) and C(ssl_stapling_file)
+        lines are replaced. The first include written is the fallback; one the keeper wrote
+        is kept. Placement is always V(server).
+    type: str
+    choices: [standard, protected]
+    default: standard
+  keeper_dir:
+    description: Where the keeper's includes, issuer files and responses live. Default C(<managed_dir>/keeper).
+    type: path
 """
 
 EXAMPLES = r"""
@@ -138,6 +153,17 @@ operator_files:
   returned: always
   type: list
   elements: str
+mode:
+  description: V(protected) when the sites are put on the keeper's includes, else V(standard).
+  returned: always
+  type: str
+keeper_certificates:
+  description:
+    - In protected mode, the O(ocsp.stapling.stapling_keeper#module:certificates) entries for the
+      sites (name, cert, issuer, ca_file, response, snippet, fallback).
+  returned: always
+  type: list
+  elements: dict
 placement:
   description: V(http), V(server) or V(none) (state absent).
   returned: always
@@ -214,6 +240,8 @@ ARGUMENT_SPEC = dict(
     fail_on_configtest_warnings=dict(type="bool", default=True),
     verify_host=dict(type="str", default="127.0.0.1"),
     environment=dict(type="dict", default={}),
+    stapling_mode=dict(type="str", choices=["standard", "protected"], default="standard"),
+    keeper_dir=dict(type="path"),
 )
 
 

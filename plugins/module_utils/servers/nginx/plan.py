@@ -49,6 +49,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx.config
     parse_text,
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.managed_block import decode
+from ansible_collections.ocsp.stapling.plugins.module_utils.protect import nginx_snippet
 
 #: Directives the role manages, in the order they are rendered.
 MANAGED = ("ssl_stapling", "ssl_stapling_verify", "ssl_trusted_certificate",
@@ -371,6 +372,11 @@ class PlanRequest:
     ca_bundle: str | None = "/etc/ssl/certs/ca-certificates.crt"
     nginx_version: str | None = None
     verify_host: str = "127.0.0.1"
+    # standard: nginx fetches its own staples. protected: each enabled site takes its staple
+    # from the keeper's include (<keeper_dir>/<site>.conf, ssl_stapling_file while a valid
+    # response is held), see docs/protected.md.
+    mode: str = "standard"
+    keeper_dir: str | None = None
 
 
 def _is_under(path: str, directory: str) -> bool:
@@ -385,7 +391,11 @@ def plan(req: PlanRequest) -> dict[str, Any]:
         raise PlanError(f"state must be enabled, disabled or absent, not {req.state!r}")
     if req.placement not in ("auto", "http", "server"):
         raise PlanError(f"placement must be auto, http or server, not {req.placement!r}")
+    if req.mode not in ("standard", "protected"):
+        raise PlanError(f"stapling_mode must be standard or protected, not {req.mode!r}")
+    protected = req.mode == "protected" and req.state == "enabled"
     managed_dir = os.path.normpath(req.managed_dir)
+    keeper_dir = os.path.normpath(req.keeper_dir or os.path.join(managed_dir, "keeper"))
     sites_dir = os.path.join(managed_dir, "sites")
     trusted_dir = os.path.join(managed_dir, "trusted")
 
@@ -551,6 +561,8 @@ def plan(req: PlanRequest) -> dict[str, Any]:
     covered = any(fnmatch(include_target, pattern) for pattern in http_includes)
     if not covered:
         why_not_http.append(f"no include at http level reads {req.http_include_file}")
+    if protected:
+        why_not_http.append("protected mode gives every site its own keeper include")
     if req.placement == "http" and why_not_http:
         problems.append("nginx_stapling_placement is http, but the directives cannot go at http level: "
                         + "; ".join(why_not_http) + ". Use placement server (or auto).")
@@ -560,6 +572,7 @@ def plan(req: PlanRequest) -> dict[str, Any]:
 
     # ---- render
     files: dict[str, dict[str, Any]] = {}  # host path -> stapling_change file entry
+    keepers: list[dict[str, Any]] = []      # stapling_keeper certificates (protected mode)
     new_texts = dict(config.original)
     if placement == "http" and acting:
         directives: dict[str, str] = {}
@@ -589,9 +602,17 @@ def plan(req: PlanRequest) -> dict[str, Any]:
         edits: dict[str, FileEdits] = {}
         for site in acting:
             render = site.needed
+            keeper_include = None
+            if protected and site.action == "enable":
+                # The keeper's include sets ssl_stapling (and ssl_stapling_file): the block's
+                # own lines for them are replaced, whatever their value.
+                render = dict(render, ssl_stapling="on")
+                keeper_include = os.path.join(keeper_dir, f"{site.key}.conf")
             if not render:
                 continue
             replaced = [d for name in render for d in site.own(name)]
+            if keeper_include:
+                replaced += list(site.own("ssl_stapling_file"))
             for directive in replaced:
                 if not _has_own_lines(directive):
                     problems.append(f"{directive.location()}: '{directive.name}' shares its line(s) with other "
@@ -612,8 +633,16 @@ def plan(req: PlanRequest) -> dict[str, Any]:
                                                      site.built_pem.decode("ascii"))
             path = os.path.join(sites_dir, f"{site.key}.conf")
             site.include = path
-            files[path] = _content(path, render_directives(
-                render, f"server {' '.join(site.names) or '(no server_name)'} at {site.block.file}:{site.block.line}"))
+            where_text = f"server {' '.join(site.names) or '(no server_name)'} at {site.block.file}:{site.block.line}"
+            if keeper_include:
+                text = render_directives({k: v for k, v in render.items() if k != "ssl_stapling"}, where_text)
+                text = (text if text.strip() else HEADER) + f"include {keeper_include};\n"
+                files[path] = _content(path, text)
+                problem = _keeper_entry(site, keeper_dir, keeper_include, files, keepers, config, req)
+                if problem:
+                    problems.append(problem)
+            else:
+                files[path] = _content(path, render_directives(render, where_text))
             where = _include_position(site, replaced, split_lines(config.original[site.block.file]), path)
             if isinstance(where, str):
                 problems.append(where)
@@ -623,7 +652,8 @@ def plan(req: PlanRequest) -> dict[str, Any]:
         for file, file_edits in edits.items():
             new_texts[file] = file_edits.apply(config.original[file])
     # Stale managed files: everything under the managed dir (and the http file) not wanted now.
-    for pattern in (os.path.join(sites_dir, "*.conf"), os.path.join(trusted_dir, "*.pem")):
+    for pattern in (os.path.join(sites_dir, "*.conf"), os.path.join(trusted_dir, "*.pem"),
+                    os.path.join(keeper_dir, "*.conf"), os.path.join(keeper_dir, "*.issuer.pem")):
         for existing in sorted(glob.glob(config.host_path(pattern))):
             if existing not in files:
                 files[existing] = {"path": existing, "state": "absent"}
@@ -660,6 +690,8 @@ def plan(req: PlanRequest) -> dict[str, Any]:
         worker_processes = int(workers.args[0]) if workers.args[0].isdigit() else 1
     return {
         "placement": placement,
+        "mode": "protected" if protected else "standard",
+        "keeper_certificates": keepers,
         "worker_processes": worker_processes,
         "why_not_http": why_not_http,
         "files": change_files,
@@ -670,6 +702,46 @@ def plan(req: PlanRequest) -> dict[str, Any]:
         "problems": list(dict.fromkeys(problems)),  # a snippet shared by blocks: said once
         "config_files": list(dict.fromkeys(config.files)),
     }
+
+
+def _keeper_entry(site: Site, keeper_dir: str, include: str, files: dict, keepers: list,
+                  config: NginxConfig, req: PlanRequest) -> str | None:
+    """Plan the keeper's include and issuer file for ``site``; a problem sentence or None.
+
+    The include exists before nginx reads it: the first one is the fallback (nginx fetches
+    its own staple) and the keeper switches it to ``ssl_stapling_file`` once it holds a
+    verified response. An include the keeper already wrote is left as it is, so running
+    the role again does not take a site off its held response.
+    """
+    if len(site.chain) < 2:
+        return (f"{site.key}: protected mode needs the issuer of {site.certificates[0] if site.certificates else '?'}, "
+                f"and that file holds no intermediate after the certificate. Serve the full chain "
+                f"(certificate then intermediate) in ssl_certificate, or leave the site out of protected mode.")
+    issuer = os.path.join(keeper_dir, f"{site.key}.issuer.pem")
+    files[issuer] = _content(issuer, _pem_text(site.chain[1]))
+    trusted = site.rendered.get("ssl_trusted_certificate") or site.effective("ssl_trusted_certificate")
+    host_include = config.host_path(include)
+    try:
+        with open(host_include, encoding="utf-8") as handle:
+            current = handle.read()
+    except (FileNotFoundError, UnicodeDecodeError):
+        current = None
+    if not nginx_snippet.is_keeper_snippet(current):
+        files[include] = _content(include, nginx_snippet.render("fetch"))
+    else:
+        files[include] = _content(include, current)
+    cert = site.certificates[0]
+    cert = cert if os.path.isabs(cert) else os.path.join(config.conf_prefix, cert)
+    keepers.append({"name": site.key, "cert": config.host_path(cert), "issuer": config.host_path(issuer),
+                    "ca_file": config.host_path(trusted) if trusted else req.ca_bundle,
+                    "response": config.host_path(os.path.join(keeper_dir, f"{site.key}.der")),
+                    "snippet": host_include, "fallback": "fetch"})
+    return None
+
+
+def _pem_text(block: bytes) -> str:
+    text = block.decode("ascii").strip()
+    return text + "\n"
 
 
 def _content(path: str, text: str) -> dict[str, Any]:

@@ -56,7 +56,8 @@ def plan_and_check(params: dict, nginx_version: str) -> dict[str, Any]:
         server_names=params["server_names"], config_files=params["config_files"],
         tuning=params["tuning"], placement=params["placement"],
         skip_not_applicable=params["skip_not_applicable"], ca_bundle=params["ca_bundle"],
-        nginx_version=nginx_version, verify_host=params["verify_host"]))
+        nginx_version=nginx_version, verify_host=params["verify_host"],
+        mode=params.get("stapling_mode") or "standard", keeper_dir=params.get("keeper_dir")))
     configtest, warnings = {"ran": False}, []
     if not planned["problems"]:
         try:

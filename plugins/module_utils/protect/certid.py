@@ -1,0 +1,125 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to ocsp.stapling
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The CertIDs in a DER OCSP request (RFC 6960 4.1.1), read with a minimal DER walk.
+
+Standard library only: the relay runs on the web server. It needs nothing but the
+CertID of each request to find the held response, so this reads exactly that::
+
+    OCSPRequest ::= SEQUENCE { tbsRequest TBSRequest, optionalSignature [0] EXPLICIT ... OPTIONAL }
+    TBSRequest  ::= SEQUENCE { version [0] EXPLICIT OPTIONAL, requestorName [1] EXPLICIT OPTIONAL,
+                               requestList SEQUENCE OF Request, requestExtensions [2] EXPLICIT OPTIONAL }
+    Request     ::= SEQUENCE { reqCert CertID, singleRequestExtensions [0] EXPLICIT OPTIONAL }
+    CertID      ::= SEQUENCE { hashAlgorithm AlgorithmIdentifier, issuerNameHash OCTET STRING,
+                               issuerKeyHash OCTET STRING, serialNumber INTEGER }
+
+A CertID is returned as its hex key ``<hash OID>/<name hash>/<key hash>/<serial>``: two
+requests for the same certificate made with the same hash algorithm have the same key.
+"""
+from __future__ import annotations
+
+SEQUENCE, OCTET_STRING, INTEGER, OID = 0x30, 0x04, 0x02, 0x06
+MAX_DEPTH_ITEMS = 64
+
+
+class CertIDError(ValueError):
+    """The bytes are not a DER OCSP request this reader understands."""
+
+
+def _read_tlv(data: bytes, offset: int) -> tuple[int, int, int]:
+    """(tag, start of contents, end of contents) of the element at ``offset``."""
+    if offset + 2 > len(data):
+        raise CertIDError(f"truncated DER at byte {offset}")
+    tag = data[offset]
+    if tag & 0x1F == 0x1F:
+        raise CertIDError(f"multi-byte DER tags are not used in OCSP requests (byte {offset})")
+    first = data[offset + 1]
+    start = offset + 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4:
+            raise CertIDError(f"unsupported DER length encoding at byte {offset}")
+        if start + count > len(data):
+            raise CertIDError(f"truncated DER length at byte {offset}")
+        length = int.from_bytes(data[start:start + count], "big")
+        start += count
+    end = start + length
+    if end > len(data):
+        raise CertIDError(f"DER element at byte {offset} claims {length} bytes, only {len(data) - start} left")
+    return tag, start, end
+
+
+def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    items = []
+    offset = start
+    while offset < end:
+        tag, cstart, cend = _read_tlv(data, offset)
+        items.append((tag, cstart, cend))
+        offset = cend
+        if len(items) > MAX_DEPTH_ITEMS:
+            raise CertIDError("too many elements for an OCSP request")
+    if offset != end:
+        raise CertIDError("DER element overruns its parent")
+    return items
+
+
+def _oid_text(raw: bytes) -> str:
+    if not raw:
+        raise CertIDError("empty OID")
+    parts = [raw[0] // 40, raw[0] % 40] if raw[0] < 80 else [2, raw[0] - 80]
+    value = 0
+    for byte in raw[1:]:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            parts.append(value)
+            value = 0
+    return ".".join(str(part) for part in parts)
+
+
+def parse_certid(data: bytes, start: int, end: int) -> dict:
+    """One CertID's fields from its SEQUENCE contents."""
+    fields = _children(data, start, end)
+    if len(fields) != 4 or fields[0][0] != SEQUENCE or fields[1][0] != OCTET_STRING \
+            or fields[2][0] != OCTET_STRING or fields[3][0] != INTEGER:
+        raise CertIDError("a CertID must hold AlgorithmIdentifier, two OCTET STRINGs and an INTEGER")
+    algorithm = _children(data, fields[0][1], fields[0][2])
+    if not algorithm or algorithm[0][0] != OID:
+        raise CertIDError("the CertID's hash algorithm has no OID")
+    serial = data[fields[3][1]:fields[3][2]]
+    # DER INTEGERs carry a leading 00 when the high bit is set; the key uses the magnitude.
+    serial = serial.lstrip(b"\x00") or b"\x00"
+    return {"hash_oid": _oid_text(data[algorithm[0][1]:algorithm[0][2]]),
+            "issuer_name_hash": data[fields[1][1]:fields[1][2]].hex(),
+            "issuer_key_hash": data[fields[2][1]:fields[2][2]].hex(),
+            "serial": serial.hex()}
+
+
+def certid_key(certid: dict) -> str:
+    return "/".join((certid["hash_oid"], certid["issuer_name_hash"], certid["issuer_key_hash"], certid["serial"]))
+
+
+def request_certids(request_der: bytes) -> list[dict]:
+    """Every CertID in a DER OCSPRequest, in order; raises :class:`CertIDError`."""
+    tag, start, end = _read_tlv(request_der, 0)
+    if tag != SEQUENCE or end != len(request_der):
+        raise CertIDError("an OCSP request is one DER SEQUENCE")
+    outer = _children(request_der, start, end)
+    if not outer or outer[0][0] != SEQUENCE:
+        raise CertIDError("the OCSP request has no TBSRequest")
+    tbs = _children(request_der, outer[0][1], outer[0][2])
+    lists = [item for item in tbs if item[0] == SEQUENCE]
+    if not lists:
+        raise CertIDError("the OCSP request has no requestList")
+    certids = []
+    for tag, rstart, rend in _children(request_der, lists[0][1], lists[0][2]):
+        if tag != SEQUENCE:
+            raise CertIDError("a requestList entry is not a SEQUENCE")
+        inner = _children(request_der, rstart, rend)
+        if not inner or inner[0][0] != SEQUENCE:
+            raise CertIDError("a Request has no CertID")
+        certids.append(parse_certid(request_der, inner[0][1], inner[0][2]))
+    if not certids:
+        raise CertIDError("the OCSP request asks about no certificate")
+    return certids
