@@ -1,0 +1,166 @@
+"""The Apache plan's protected mode: mod_md staples, mod_ssl's switch off, undone exactly."""
+from __future__ import annotations
+
+import os
+
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import plan as apache_plan
+
+from tests.unit.test_apache_plan import apply, conf, cpanel_tree, link, request, site, snapshot, tree, write  # noqa: F401
+
+SNIPPET = "etc/apache2/conf-available/zz-ocsp-stapling.conf"
+MD_LINK = "etc/apache2/mods-enabled/md.load"
+
+
+def md_available(tree):
+    write(tree / "etc/apache2/mods-available/md.load", "LoadModule md_module /usr/lib/apache2/modules/mod_md.so\n")
+
+
+def protect(tree, **kwargs):
+    return apache_plan.plan(request(tree, "enabled", mode="protected", server_version="2.4.71", **kwargs))
+
+
+def test_protected_links_md_writes_md_stapling_and_turns_mod_ssl_off_everywhere(tree):
+    md_available(tree)
+    a = site(tree, "a.example", "\t\tSSLUseStapling on\n")
+    site(tree, "b.example")
+    conf(tree, "stapling", "SSLStaplingCache shmcb:/run/ocsp(128000)\nSSLUseStapling on\n")
+    before = snapshot(tree)
+
+    result = protect(tree)
+
+    assert result["problems"] == []
+    assert result["mode"] == "protected"
+    assert {"path": "/etc/apache2/mods-enabled/md.load", "src": "../mods-available/md.load",
+            "state": "present"} in result["links"]
+    snippet = next(f["content"] for f in result["files"] if f["path"].endswith("zz-ocsp-stapling.conf"))
+    for line in ("MDStapling on", "MDStapleOthers on", "MDStaplingRenewWindow 33%", "SSLUseStapling Off",
+                 apache_plan.MD_LINK_NOTE):
+        assert line in snippet
+    assert "SSLStaplingFakeTryLater" not in snippet and "SSLUseStapling On" not in snippet
+    assert all(s["stapling"] == "off" for s in result["sites"]), result["sites"]
+    apply(tree, result)
+    assert os.readlink(tree / MD_LINK) == "../mods-available/md.load"
+    assert "# ocsp.stapling replaced: SSLUseStapling on\n\t\tSSLUseStapling Off\n" in a.read_text()
+    protected = snapshot(tree)
+
+    again = protect(tree)   # idempotent: the same files, so stapling_change changes nothing
+    apply(tree, again)
+    assert snapshot(tree) == protected
+
+    apply(tree, apache_plan.plan(request(tree, "absent")))
+    assert snapshot(tree) == before
+    assert not os.path.lexists(tree / MD_LINK)
+
+
+def test_standard_enable_undoes_protected_byte_for_byte(tree):
+    md_available(tree)
+    site(tree, "a.example", "\t\tSSLUseStapling on\n")
+    apply(tree, apache_plan.plan(request(tree, "enabled")))
+    standard = snapshot(tree)
+
+    apply(tree, protect(tree))
+    assert os.path.islink(tree / MD_LINK)
+    assert snapshot(tree) != standard
+
+    apply(tree, apache_plan.plan(request(tree, "enabled")))
+    assert snapshot(tree) == standard
+
+
+def test_an_md_already_loaded_is_left_to_the_operator(tree):
+    md_available(tree)
+    link(tree / MD_LINK, "../mods-available/md.load")
+    site(tree, "a.example")
+    before = snapshot(tree)
+    result = protect(tree)
+    assert [item for item in result["links"] if item["path"].endswith("md.load")] == []
+    apply(tree, result)
+    assert apache_plan.MD_LINK_NOTE not in (tree / SNIPPET).read_text()
+    apply(tree, apache_plan.plan(request(tree, "absent")))
+    assert snapshot(tree) == before   # the operator's md.load link is still there
+
+
+def test_disable_on_a_protected_host_turns_md_stapling_off_and_restored_gives_it_back(tree):
+    md_available(tree)
+    site(tree, "a.example")
+    apply(tree, protect(tree))
+    protected = snapshot(tree)
+
+    apply(tree, apache_plan.plan(request(tree, "disabled")))
+    text = (tree / SNIPPET).read_text()
+    assert "# ocsp.stapling replaced: MDStapling on\nMDStapling off\n" in text
+
+    apply(tree, apache_plan.plan(request(tree, "restored")))
+    assert snapshot(tree) == protected
+
+
+def test_old_httpd_is_refused_with_the_relay_as_the_answer(tree):
+    md_available(tree)
+    site(tree, "a.example")
+    result = apache_plan.plan(request(tree, "enabled", mode="protected", server_version="Apache/2.4.37 (Red Hat)"))
+    assert len(result["problems"]) == 1
+    assert "2.4.42" in result["problems"][0] and "2.4.37" in result["problems"][0]
+    assert "relay" in result["problems"][0]
+
+
+def test_no_mod_md_is_refused_naming_the_missing_file(tree):
+    site(tree, "a.example")
+    result = protect(tree)
+    assert len(result["problems"]) == 1
+    assert "mods-available/md.load" in result["problems"][0] and "relay" in result["problems"][0]
+
+
+def test_an_unwritable_md_store_is_refused_with_what_was_found(tree):
+    md_available(tree)
+    site(tree, "a.example")
+    store = tree / "srv/md-store"
+    write(store, "not a directory\n")   # a file where the store should be
+    result = protect(tree, md_store_dir="/srv/md-store")
+    assert len(result["problems"]) == 1, result["problems"]
+    problem = result["problems"][0]
+    assert "MDStoreDir /srv/md-store" in problem and "not a directory" in problem
+    assert "apache_stapling_md_store_dir" in problem
+
+    ok = protect(tree, md_store_dir="/srv/md-store-new")   # missing but creatable: fine
+    assert ok["problems"] == []
+    assert ok["md_store_dir"] == "/srv/md-store-new"
+    assert "MDStoreDir /srv/md-store-new" in next(f["content"] for f in ok["files"] if f["path"].endswith("zz-ocsp-stapling.conf"))
+
+
+def test_the_operators_md_store_dir_is_the_one_checked(tree):
+    md_available(tree)
+    site(tree, "a.example")
+    conf(tree, "md", "MDStoreDir /var/lib/apache2/md\n")
+    result = protect(tree)
+    assert result["md_store_dir"] == "/var/lib/apache2/md"
+    snippet = next(f["content"] for f in result["files"] if f["path"].endswith("zz-ocsp-stapling.conf"))
+    assert "\nMDStoreDir" not in snippet
+
+
+def test_cpanel_protected_needs_ea_mod_md(tmp_path):
+    req = cpanel_tree(tmp_path)
+    req.state, req.mode, req.server_version = "enabled", "protected", "2.4.62"
+    result = apache_plan.plan(req)
+    assert len(result["problems"]) == 1
+    assert "ea-apache24-mod_md" in result["problems"][0]
+
+
+def test_cpanel_protected_writes_include_files_and_the_vhost_userdata_off(tmp_path):
+    req = cpanel_tree(tmp_path)
+    write(tmp_path / "etc/apache2/conf.modules.d/md.conf", "LoadModule md_module modules/mod_md.so\n")
+    before = snapshot(tmp_path)
+    req.state, req.mode, req.server_version = "enabled", "protected", "2.4.62"
+
+    result = apache_plan.plan(req)
+
+    assert result["problems"] == []
+    files = {f["path"]: f["content"] for f in result["files"]}
+    assert "/etc/apache2/conf/httpd.conf" not in files
+    pre_vhost = files["/etc/apache2/conf.d/includes/pre_virtualhost_global.conf"]
+    assert "MDStapling on" in pre_vhost and "SSLUseStapling Off" in pre_vhost
+    assert "SSLUseStapling Off" in files["/etc/apache2/conf.d/userdata/ssl/2_4/bob/shop.example/ocsp-stapling.conf"]
+    assert [s["stapling"] for s in result["sites"]] == ["off"]
+    apply(tmp_path, result)
+    apply(tmp_path, apache_plan.plan(req))   # idempotent
+    req.state, req.mode = "absent", "standard"
+    apply(tmp_path, apache_plan.plan(req))
+    assert snapshot(tmp_path) == before
