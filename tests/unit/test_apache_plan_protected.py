@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import plan as apache_plan
 
-from tests.unit.test_apache_plan import apply, conf, cpanel_tree, link, request, site, snapshot, tree, write  # noqa: F401
+from tests.unit.test_apache_plan import MAIN, apply, conf, cpanel_tree, link, request, site, snapshot, tree, write  # noqa: F401
 
 SNIPPET = "etc/apache2/conf-available/zz-ocsp-stapling.conf"
 MD_LINK = "etc/apache2/mods-enabled/md.load"
@@ -164,3 +169,39 @@ def test_cpanel_protected_writes_include_files_and_the_vhost_userdata_off(tmp_pa
     req.state, req.mode = "absent", "standard"
     apply(tmp_path, apache_plan.plan(req))
     assert snapshot(tmp_path) == before
+
+
+
+@pytest.fixture
+def open_tree():
+    """A Debian tree under a directory every user may enter (pytest's tmp_path is root-only)."""
+    base = tempfile.mkdtemp(prefix="ocsp-md-unit-", dir="/tmp")
+    os.chmod(base, 0o755)
+    root = Path(base)
+    etc = root / "etc" / "apache2"
+    write(etc / "apache2.conf", MAIN)
+    for mod in ("ssl", "socache_shmcb", "md"):
+        write(etc / "mods-available" / f"{mod}.load", f"LoadModule {mod}_module /usr/lib/apache2/modules/mod_{mod}.so\n")
+    for mod in ("ssl", "socache_shmcb"):
+        link(etc / "mods-enabled" / f"{mod}.load", f"../mods-available/{mod}.load")
+    try:
+        yield root
+    finally:
+        shutil.rmtree(base)
+
+
+def test_a_store_the_run_user_cannot_enter_is_refused(open_tree):
+    site(open_tree, "a.example")
+    conf(open_tree, "user", "User nobody\n")
+    locked = open_tree / "locked"
+    (locked / "md").mkdir(parents=True)
+    for directory in (open_tree / "etc", open_tree / "etc/apache2"):
+        directory.chmod(0o755)
+    locked.chmod(0o700)   # root only: mod_md's watchdog child (User nobody) could not store responses
+
+    result = protect(open_tree, md_store_dir="/locked/md")
+
+    assert len(result["problems"]) == 1, result["problems"]
+    assert "User nobody" in result["problems"][0] and "mode 0700" in result["problems"][0]
+    locked.chmod(0o711)
+    assert protect(open_tree, md_store_dir="/locked/md")["problems"] == []

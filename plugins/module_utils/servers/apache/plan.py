@@ -47,8 +47,11 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import grp
 import os
+import pwd
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -373,6 +376,16 @@ class Plan:
             found = "a directory this user (uid %d) cannot write (mode %04o, owner uid %d)" % (
                 os.geteuid(), info.st_mode & 0o7777, info.st_uid)
         else:
+            blocked = self._untraversable(live, path)
+            if not blocked:
+                return
+            self.problems.append(
+                "MDStoreDir %s cannot be reached by httpd's User %s: %s (mode %04o, owner uid %d) does not let it "
+                "in. mod_md's OCSP watchdog runs in a child as that user and writes the responses under %s/ocsp/, so "
+                "nothing would be stored and protected mode would not survive an outage. Let the user traverse every "
+                "directory on the way (for example chmod o+x), or set apache_stapling_md_store_dir to a directory "
+                "under /var/lib, then run again. Nothing was changed."
+                % (store, blocked[0], self._view(blocked[1]), blocked[2], blocked[3], store))
             return
         where = store if probe == path else "%s (its nearest existing parent %s)" % (store, self._view(probe))
         self.problems.append(
@@ -380,6 +393,42 @@ class Plan:
             "root, must be able to create and write it, or protected mode loses its responses at every restart. "
             "Make it a writable directory (for example chown root and chmod 0755 it) or set "
             "apache_stapling_md_store_dir to one, then run again. Nothing was changed." % (where, found))
+
+    @staticmethod
+    def _untraversable(live: dialect_apache.ApacheConfig, path: str) -> tuple | None:
+        """The first existing directory on the way to ``path`` that httpd's ``User`` cannot enter, or None.
+
+        mod_md's OCSP watchdog runs in a child process as ``User`` (measured: ``mk_group_dir``
+        fails with EACCES under a root-only directory although the parent created ``ocsp/``).
+        """
+        directive = live.server_directive("User")
+        if directive is None or not directive.args:
+            return None
+        name = directive.args[0]
+        try:
+            entry = pwd.getpwuid(int(name[1:])) if name.startswith("#") else pwd.getpwnam(name)
+        except (KeyError, ValueError):
+            return None
+        if entry.pw_uid == 0:
+            return None
+        gids = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if entry.pw_name in g.gr_mem}
+        on_the_way = [os.sep]
+        for part in [p for p in os.path.abspath(path).split(os.sep) if p]:
+            nxt = os.path.join(on_the_way[-1], part)
+            if not os.path.isdir(nxt):
+                break
+            on_the_way.append(nxt)
+        for current in on_the_way:
+            info = os.stat(current)
+            if info.st_uid == entry.pw_uid:
+                allowed = info.st_mode & stat.S_IXUSR
+            elif info.st_gid in gids:
+                allowed = info.st_mode & stat.S_IXGRP
+            else:
+                allowed = info.st_mode & stat.S_IXOTH
+            if not allowed:
+                return (name, current, info.st_mode & 0o7777, info.st_uid)
+        return None
 
     def _md_directives(self) -> list[str]:
         req = self.req
