@@ -38,6 +38,7 @@ def side_by_side(tmp_path):
             yield lab, protected
         finally:
             protected.stop()
+            protected.remove_store()
 
 
 def verdict_is(port: int, wanted: str):
@@ -57,20 +58,27 @@ def test_protected_keeps_stapling_good_through_an_outage_and_a_reload(side_by_si
     standard = lab.apache
     conf_before = tree_digest(protected.conf_dir)
 
-    outcome = run_role(tmp_path, protected_vars(protected, tmp_path))
+    # Apache's default store (ServerRoot/md) sits under pytest's root-only tmp dir, where
+    # mod_md's watchdog (User www-data) could not write: refused before anything changes.
+    refused = run_role(tmp_path, protected_vars(protected, tmp_path))
+    assert refused["failed"] and "cannot be reached by httpd's User www-data" in refused["msg"], refused
+    assert tree_digest(protected.conf_dir) == conf_before
+
+    store = str(protected.md_store)
+    outcome = run_role(tmp_path, protected_vars(protected, tmp_path, apache_stapling_md_store_dir=store))
     assert not outcome["failed"], outcome
     result = outcome["result"]
     assert result["mode"] == "protected" and result["changed"]
     assert (protected.conf_dir / "mods-enabled" / "md.load").is_symlink()
-    assert result["md_store_dir"] == str(protected.conf_dir / "md")
+    assert result["md_store_dir"] == store
 
-    again = run_role(tmp_path, protected_vars(protected, tmp_path))
+    again = run_role(tmp_path, protected_vars(protected, tmp_path, apache_stapling_md_store_dir=store))
     assert not again["failed"] and not again["result"]["changed"], again   # idempotent
 
     wait_until(lambda: verdict_is(standard.port, "good"), 30, "mod_ssl apache to staple good", interval=0.2)
     first = wait_until(lambda: verdict_is(protected.port, "good"), 30, "mod_md apache to staple good", interval=0.2)
     started = time.monotonic()
-    assert list((protected.conf_dir / "md").glob("ocsp/**/ocsp-*.json")), "mod_md stored no response"
+    wait_until(lambda: list(protected.md_store.glob("ocsp/**/ocsp-*.json")), 10, "mod_md to store the response")
 
     lab.responder.set_mode("down")
     failing = wait_until(lambda: (lambda s: s if s.verdict in ("error_stapled", "none") else None)(
@@ -98,4 +106,5 @@ def test_protected_keeps_stapling_good_through_an_outage_and_a_reload(side_by_si
     back = run_role(tmp_path, dict(protected_vars(protected, tmp_path), apache_stapling_mode="standard",
                                    apache_stapling_state="absent"))
     assert not back["failed"], back
-    assert tree_digest(protected.conf_dir) == {k: v for k, v in conf_before.items()}, "absent left changes behind"
+    assert tree_digest(protected.conf_dir) == conf_before, "state=absent did not give the files back"
+    assert not (protected.conf_dir / "mods-enabled" / "md.load").exists()

@@ -3,12 +3,15 @@
 Same private Debian-like tree as :class:`tests.lab.apache.ApacheInstance`, with
 ``mods-enabled/md.load`` linked and a ``conf-enabled/md-stapling.conf`` holding the mod_md
 settings, and no mod_ssl stapling block. mod_md needs mod_watchdog, which Debian's apache2
-has compiled in. Responses are kept under ``<root>/md/ocsp/``.
+has compiled in. Responses are kept under ``md_store/ocsp/``, a directory under /tmp
+that httpd's User can enter.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import shutil
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.lab.apache import MODULES_DIR, ApacheInstance
@@ -23,16 +26,25 @@ MDStaplingKeepResponse {keep_response}
 """
 
 
+def open_store() -> Path:
+    """A store directory httpd's User can reach: mod_md's OCSP watchdog runs in a child as
+    ``User`` and cannot write under pytest's root-only temporary directories."""
+    path = Path(tempfile.mkdtemp(prefix="ocsp-lab-md-", dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
 @dataclass
 class ModMdApacheInstance(ApacheInstance):
     stapling: bool = False           # no mod_ssl stapling block
     renew_window: str = "33%"
     keep_response: str = "7d"
     md_config: bool = True           # False: the tree only has md.load available (for the role)
+    md_store: Path = field(default_factory=open_store)
 
-    @property
-    def md_store(self) -> Path:
-        return self.root / "md"
+    def remove_store(self) -> None:
+        """Remove the store (call once the instance is stopped for good)."""
+        shutil.rmtree(self.md_store, ignore_errors=True)
 
     def write_config(self) -> None:
         super().write_config()
