@@ -199,6 +199,12 @@ md_store_dir:
   description: V(protected), the C(MDStoreDir) mod_md keeps its responses in (checked writable).
   returned: success
   type: str
+md_loaded_by_change:
+  description:
+    - V(protected), whether this change loads mod_md (it was not loaded). mod_md loaded by a graceful restart
+      initializes only at the next one, so the caller reloads a second time.
+  returned: success
+  type: bool
 warnings:
   description: What httpd would warn about in the configuration (missing includes, unknown variables).
   returned: success

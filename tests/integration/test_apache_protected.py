@@ -66,7 +66,7 @@ def test_protected_keeps_stapling_good_through_an_outage_and_a_reload(side_by_si
 
     store = str(protected.md_store)
     outcome = run_role(tmp_path, protected_vars(protected, tmp_path, apache_stapling_md_store_dir=store))
-    assert not outcome["failed"], outcome
+    assert not outcome["failed"], "%s\n%s" % (outcome.get("msg"), protected.error_log.read_text()[-3000:])
     result = outcome["result"]
     assert result["mode"] == "protected" and result["changed"]
     assert (protected.conf_dir / "mods-enabled" / "md.load").is_symlink()

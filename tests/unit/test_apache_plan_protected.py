@@ -35,6 +35,7 @@ def test_protected_links_md_writes_md_stapling_and_turns_mod_ssl_off_everywhere(
 
     assert result["problems"] == []
     assert result["mode"] == "protected"
+    assert result["md_loaded_by_change"] is True   # the role reloads twice
     assert {"path": "/etc/apache2/mods-enabled/md.load", "src": "../mods-available/md.load",
             "state": "present"} in result["links"]
     snippet = next(f["content"] for f in result["files"] if f["path"].endswith("zz-ocsp-stapling.conf"))
@@ -49,6 +50,7 @@ def test_protected_links_md_writes_md_stapling_and_turns_mod_ssl_off_everywhere(
     protected = snapshot(tree)
 
     again = protect(tree)   # idempotent: the same files, so stapling_change changes nothing
+    assert again["md_loaded_by_change"] is False
     apply(tree, again)
     assert snapshot(tree) == protected
 

@@ -237,6 +237,7 @@ class Plan:
         self.md_store = ""
         self.md_load: list[str] = []   # RHEL: LoadModule line for the snippet
         self.md_linked = False         # Debian: md.load linked by this plan
+        self.md_loading = False        # this change loads mod_md (not loaded before)
         self.root = req.root
         self.overlay: dict[str, str | None] = {}
         self.original: dict[str, str | None] = {}
@@ -330,7 +331,7 @@ class Plan:
             if os.path.isfile(host_path(self.root, available)):
                 self.links.append({"path": os.path.join(conf_dir, "mods-enabled", "md.load"),
                                    "src": "../mods-available/md.load", "state": "present"})
-                self.md_linked = True
+                self.md_linked = self.md_loading = True
                 return
             self.problems.append(
                 "Protected mode needs mod_md, and %s does not exist (found no LoadModule md_module either). Install "
@@ -340,6 +341,7 @@ class Plan:
             module = req.md_module_file or os.path.join(req.server_root or "/etc/httpd", "modules", "mod_md.so")
             if os.path.isfile(host_path(self.root, module)):
                 self.md_load = ["<IfModule !md_module>", "    LoadModule md_module %s" % module, "</IfModule>"]
+                self.md_loading = True
                 return
             self.problems.append(
                 "Protected mode needs mod_md: no LoadModule md_module is in effect and %s does not exist. Install it "
@@ -746,6 +748,9 @@ class Plan:
             "layout": self.req.layout, "server": self.req.server, "state": self.req.state,
             "mode": self.req.mode if self.req.state == "enabled" else None,
             "md_store_dir": self.md_store or None,
+            # mod_md loaded by a graceful restart takes that pass for its dry run and starts
+            # only at the next one (measured on 2.4.71): the role reloads a second time.
+            "md_loaded_by_change": self.md_loading,
             "files": files, "links": self.links, "edits": self.edits,
             "sites": sites, "vhost_overrides": overrides,
             "problems": self.problems, "warnings": list(dict.fromkeys(self.warnings)),
