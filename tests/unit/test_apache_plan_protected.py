@@ -88,7 +88,7 @@ def test_an_md_already_loaded_is_left_to_the_operator(tree):
 
 def test_disable_on_a_protected_host_turns_md_stapling_off_and_restored_gives_it_back(tree):
     md_available(tree)
-    site(tree, "a.example")
+    site(tree, "a.example", "\t\tSSLUseStapling on\n")   # restored must keep this one off: mod_md staples
     apply(tree, protect(tree))
     protected = snapshot(tree)
 
@@ -207,3 +207,21 @@ def test_a_store_the_run_user_cannot_enter_is_refused(open_tree):
     assert "User nobody" in result["problems"][0] and "mode 0700" in result["problems"][0]
     locked.chmod(0o711)
     assert protect(open_tree, md_store_dir="/locked/md")["problems"] == []
+
+
+def test_cpanel_disable_on_a_protected_host_turns_md_stapling_off_until_restored(tmp_path):
+    req = cpanel_tree(tmp_path)
+    write(tmp_path / "etc/apache2/conf.modules.d/md.conf", "LoadModule md_module modules/mod_md.so\n")
+    req.state, req.mode, req.server_version = "enabled", "protected", "2.4.62"
+    apply(tmp_path, apache_plan.plan(req))
+    protected = snapshot(tmp_path)
+
+    req.state = "disabled"
+    result = apache_plan.plan(req)
+    apply(tmp_path, result)
+    text = (tmp_path / "etc/apache2/conf.d/includes/pre_virtualhost_global.conf").read_text()
+    assert text.index("MDStapling off") > text.index("MDStapling on")   # read later: wins
+
+    req.state = "restored"
+    apply(tmp_path, apache_plan.plan(req))
+    assert snapshot(tmp_path) == protected

@@ -619,8 +619,14 @@ class Plan:
         if req.state in ("enabled", "absent"):
             for path, lines in enabled_blocks.items():
                 self._block(path, ENABLE_MARKER, lines if enable else [], ifmodule)
+        # A disable on a protected host turns mod_md's stapling off too, in the disable block
+        # (read after the enable block), so restored brings it back by removing the block.
+        md_on = req.state == "disabled" and any(PROTECTED_NOTE in (self.text(p) or "") for p in enabled_blocks)
         for path in use_files:
-            self._block(path, DISABLE_MARKER, ["SSLUseStapling Off"] if req.state == "disabled" else [], ifmodule)
+            lines = ["SSLUseStapling Off"] if req.state == "disabled" else []
+            if md_on and path == use_files[0]:
+                lines = ["MDStapling off"] + lines
+            self._block(path, DISABLE_MARKER, lines, ifmodule)
 
     def _block(self, path: str, marker: str, lines: list[str], ifmodule: str) -> None:
         """Put (or take out) one marked block in a cPanel include file, the rest kept byte for byte."""
@@ -643,6 +649,15 @@ class Plan:
 
     # -- settling: edit what wins until every TLS vhost has the switch asked for ----------
 
+    def _protected_host(self) -> bool:
+        """Whether the role's own files (as planned) carry protected mode's mod_md settings."""
+        req = self.req
+        if req.layout.startswith("cpanel"):
+            paths = [req.includes_dir + "/pre_main_global.conf", req.includes_dir + "/pre_virtualhost_global.conf"]
+        else:
+            paths = [req.snippet] if req.snippet else []
+        return any(PROTECTED_NOTE in (self.text(path) or "") for path in paths)
+
     def _virtual_links(self) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
         for item in self.links:
@@ -654,8 +669,8 @@ class Plan:
 
     def _settle(self) -> CandidateConfig:
         want = {"enabled": None, "disabled": "off", "restored": None, "absent": None}[self.req.state]
-        if self.protected:
-            want = "off"   # mod_md staples; mod_ssl's switch must be off wherever it wins
+        if self.protected or (self.req.state == "restored" and self._protected_host()):
+            want = "off"   # mod_md staples; mod_ssl's switch must stay off wherever it wins
         for _round in range(_MAX_ROUNDS):
             candidate = read_config(self.req, self.overlay, self._virtual_links())
             if want != "off":
