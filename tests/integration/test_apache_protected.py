@@ -5,16 +5,22 @@ the other, built the same way, is switched to ``apache_stapling_mode: protected`
 role. The responder answers with a one-minute validity, then goes down: the mod_ssl one
 staples tryLater within seconds, the protected one keeps stapling good through the outage
 and a graceful reload; once the responder is back the protected one serves a newer response
-with no manual step. Then a standard enable gives the files back byte for byte.
+with no manual step. Before that: a store httpd's User cannot enter is refused, check mode
+changes nothing, a second run changes nothing; after it ``state: absent`` gives every file
+back byte for byte.
 """
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import types
 from pathlib import Path
 
 import pytest
 
+from tests.integration.ansible_run import ansible_env
 from tests.integration.test_apache_faults import role_vars, run_role, tree_digest
 from tests.lab.lab import Lab
 from tests.lab.modmd import ModMdApacheInstance
@@ -53,6 +59,20 @@ def protected_vars(instance, tmp_path: Path, **extra) -> dict:
     return variables
 
 
+def run_role_check(tmp_path: Path, variables: dict) -> dict:
+    """The role in check mode with --diff: what would change, nothing written or reloaded."""
+    playbook = tmp_path / "role-check.yml"
+    playbook.write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False, "connection": "local",
+        "vars": dict(variables, ansible_python_interpreter=sys.executable),
+        "tasks": [{"name": "Apache role", "ansible.builtin.include_role": {"name": "ocsp.stapling.apache"}}],
+    }]))
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "--check",
+                           "--diff", str(playbook)], capture_output=True, text=True, env=ansible_env(), timeout=300,
+                          check=False)
+    return {"rc": proc.returncode, "out": proc.stdout + proc.stderr}
+
+
 def test_protected_keeps_stapling_good_through_an_outage_and_a_reload(side_by_side, tmp_path):
     lab, protected = side_by_side
     standard = lab.apache
@@ -65,6 +85,11 @@ def test_protected_keeps_stapling_good_through_an_outage_and_a_reload(side_by_si
     assert tree_digest(protected.conf_dir) == conf_before
 
     store = str(protected.md_store)
+    checked = run_role_check(tmp_path, protected_vars(protected, tmp_path, apache_stapling_md_store_dir=store))
+    assert checked["rc"] == 0, checked["out"][-3000:]
+    assert "MDStapling on" in checked["out"] and "changed=" in checked["out"], checked["out"][-3000:]
+    assert tree_digest(protected.conf_dir) == conf_before, "check mode changed files"
+
     outcome = run_role(tmp_path, protected_vars(protected, tmp_path, apache_stapling_md_store_dir=store))
     assert not outcome["failed"], "%s\n%s" % (outcome.get("msg"), protected.error_log.read_text()[-3000:])
     result = outcome["result"]

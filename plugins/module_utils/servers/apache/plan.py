@@ -41,7 +41,8 @@ Modes (``mode``, for ``enabled``):
     it (marked, restorable), so the two never both answer ``status_request``. Debian:
     ``mods-enabled/md.load`` is linked when mod_md is not loaded (the snippet notes it, so
     a later standard ``enabled`` or ``absent`` unlinks it again). A ``disabled`` on a
-    protected host also replaces the snippet's ``MDStapling on`` (marked).
+    protected host also turns ``MDStapling`` off (marked in the snippet; cPanel: in the
+    disable block), and ``restored`` there keeps mod_ssl's winning switches off.
 """
 from __future__ import annotations
 
