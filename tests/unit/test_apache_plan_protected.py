@@ -225,3 +225,31 @@ def test_cpanel_disable_on_a_protected_host_turns_md_stapling_off_until_restored
     req.state = "restored"
     apply(tmp_path, apache_plan.plan(req))
     assert snapshot(tmp_path) == protected
+
+
+def test_rhel_loads_mod_md_from_the_snippet_and_keeps_loading_it(tmp_path):
+    etc = tmp_path / "etc/httpd"
+    write(etc / "conf/httpd.conf", 'ServerRoot "/etc/httpd"\nInclude conf.modules.d/*.conf\nIncludeOptional conf.d/*.conf\n')
+    write(etc / "conf.modules.d/00-ssl.conf", "LoadModule ssl_module modules/mod_ssl.so\n")
+    write(etc / "modules/mod_md.so", "")
+    write(etc / "conf.d/site.conf", "<VirtualHost *:443>\n  ServerName a.example\n  SSLEngine on\n</VirtualHost>\n")
+    before = snapshot(tmp_path)
+    req = apache_plan.ApachePlanRequest(
+        state="enabled", layout="rhel", root=str(tmp_path), main_config="/etc/httpd/conf/httpd.conf",
+        server_root="/etc/httpd", snippet="/etc/httpd/conf.d/zz-ocsp-stapling.conf", mode="protected",
+        server_version="2.4.62")
+
+    first = apache_plan.plan(req)
+    assert first["problems"] == [] and first["md_loaded_by_change"] is True
+    apply(tmp_path, first)
+    assert "LoadModule md_module /etc/httpd/modules/mod_md.so" in (etc / "conf.d/zz-ocsp-stapling.conf").read_text()
+    applied = snapshot(tmp_path)
+
+    second = apache_plan.plan(req)
+    assert second["md_loaded_by_change"] is False
+    apply(tmp_path, second)
+    assert snapshot(tmp_path) == applied   # idempotent: the snippet still loads mod_md
+
+    req.state, req.mode = "absent", "standard"
+    apply(tmp_path, apache_plan.plan(req))
+    assert snapshot(tmp_path) == before

@@ -318,7 +318,12 @@ class Plan:
                 "Protected mode needs httpd 2.4.42 or later (MDStapling arrived in mod_md 2.2 with 2.4.42); this "
                 "server is %s. Nothing was changed. %s" % (version.group(1), RELAY_HINT))
             return
-        if not live.has_module("md_module"):
+        own = [d for d in live.find("LoadModule") if d.args and d.args[0] == "md_module"
+               and req.snippet and self._real(d.file) == self._real(req.snippet)]
+        if own:
+            # RHEL: the role's snippet is what loads mod_md; keep it loading.
+            self.md_load = ["<IfModule !md_module>", "    LoadModule md_module %s" % own[0].args[1], "</IfModule>"]
+        elif not live.has_module("md_module"):
             self._load_md()
         if self.problems:
             return
