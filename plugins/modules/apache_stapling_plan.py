@@ -114,6 +114,32 @@ options:
     type: list
     elements: dict
     default: []
+  mode:
+    description:
+      - With O(state=enabled), who staples. V(standard) is mod_ssl (C(SSLUseStapling On) and the tuning).
+      - V(protected) is mod_md (httpd 2.4.42 or later) with C(MDStapling on) and C(MDStapleOthers on); it keeps
+        each response in C(MDStoreDir) and refreshes it ahead of expiry, so clients keep getting a good staple
+        through a responder outage. mod_ssl's winning C(SSLUseStapling) is turned off (marked, restorable).
+        Refused, with the relay mode named as the answer, without mod_md or on older httpd.
+    type: str
+    choices: [standard, protected]
+    default: standard
+  md_store_dir:
+    description: V(protected), the C(MDStoreDir) to write; empty keeps the server's own (checked writable either way).
+    type: str
+    default: ""
+  md_renew_window:
+    description: V(protected), C(MDStaplingRenewWindow) (how much validity is left when mod_md fetches a new response).
+    type: str
+    default: 33%
+  md_keep_response:
+    description: V(protected), C(MDStaplingKeepResponse); empty leaves mod_md's default.
+    type: str
+    default: 7d
+  md_module_file:
+    description: RHEL, the C(mod_md.so) loaded when no C(LoadModule md_module) is in effect; defaults to C(<server_root>/modules/mod_md.so).
+    type: str
+    default: ""
   root:
     description: Read every path under this directory (tests).
     type: path
@@ -165,6 +191,20 @@ problems:
   returned: success
   type: list
   elements: str
+mode:
+  description: The mode planned (V(standard) or V(protected)); null unless O(state=enabled).
+  returned: success
+  type: str
+md_store_dir:
+  description: V(protected), the C(MDStoreDir) mod_md keeps its responses in (checked writable).
+  returned: success
+  type: str
+md_loaded_by_change:
+  description:
+    - V(protected), whether this change loads mod_md (it was not loaded). mod_md loaded by a graceful restart
+      initializes only at the next one, so the caller reloads a second time.
+  returned: success
+  type: bool
 warnings:
   description: What httpd would warn about in the configuration (missing includes, unknown variables).
   returned: success
@@ -205,6 +245,11 @@ ARGUMENT_SPEC = dict(
     proxy_url=dict(type="str", default=""),
     reason=dict(type="str", default=""),
     endpoints=dict(type="list", elements="dict", default=[]),
+    mode=dict(type="str", choices=["standard", "protected"], default="standard"),
+    md_store_dir=dict(type="str", default=""),
+    md_renew_window=dict(type="str", default="33%"),
+    md_keep_response=dict(type="str", default="7d"),
+    md_module_file=dict(type="str", default=""),
     root=dict(type="path", default="/"),
 )
 

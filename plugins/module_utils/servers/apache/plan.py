@@ -28,13 +28,31 @@ States:
     server-scope snippet (if it was there) is kept as it was.
 ``absent``
     ``restored`` plus removing everything else this collection wrote.
+
+Modes (``mode``, for ``enabled``):
+
+``standard``
+    mod_ssl staples (``SSLUseStapling On`` and the role's tuning), as above.
+``protected``
+    mod_md staples instead (httpd >= 2.4.42): ``MDStapling on`` and ``MDStapleOthers on``
+    for every certificate, responses persisted under ``MDStoreDir/ocsp/`` and refreshed in
+    a watchdog, so a responder outage shorter than the response's validity is never seen by
+    clients. mod_ssl's winning ``SSLUseStapling`` is turned off the way ``disabled`` does
+    it (marked, restorable), so the two never both answer ``status_request``. Debian:
+    ``mods-enabled/md.load`` is linked when mod_md is not loaded (the snippet notes it, so
+    a later standard ``enabled`` or ``absent`` unlinks it again). A ``disabled`` on a
+    protected host also turns ``MDStapling`` off (marked in the snippet; cPanel: in the
+    disable block), and ``restored`` there keeps mod_ssl's winning switches off.
 """
 from __future__ import annotations
 
 import base64
 import fnmatch
+import grp
 import os
+import pwd
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +61,13 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.servers.config_tree 
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.managed_block import apply_block, decode, encode
 
 STATES = ("enabled", "disabled", "restored", "absent")
+MODES = ("standard", "protected")
+#: MDStapling and MDStapleOthers arrived with mod_md 2.2 in httpd 2.4.42.
+MD_STAPLING_SINCE = (2, 4, 42)
+PROTECTED_NOTE = "# OCSP stapling by mod_md (protected mode): responses kept in MDStoreDir survive responder outages."
+MD_LINK_NOTE = "# md.load was linked by ocsp.stapling; a standard enable or state=absent unlinks it."
+RELAY_HINT = ("Use the relay mode instead (a local caching OCSP relay the server is pointed at with "
+              "SSLStaplingForceURL), which needs no mod_md.")
 REPLACED_PREFIX = "# ocsp.stapling replaced: "
 ENABLE_MARKER = "# {mark} ocsp.stapling managed block"
 DISABLE_MARKER = "# {mark} ocsp.stapling disabled"
@@ -92,6 +117,11 @@ class ApachePlanRequest:
     proxy_url: str = ""
     reason: str = ""
     endpoints: list = field(default_factory=list)
+    mode: str = "standard"           # standard | protected (mod_md staples)
+    md_store_dir: str = ""           # protected: MDStoreDir to write; "" keeps the server's own
+    md_renew_window: str = "33%"     # protected: MDStaplingRenewWindow
+    md_keep_response: str = "7d"     # protected: MDStaplingKeepResponse
+    md_module_file: str = ""         # RHEL: mod_md.so to load when no LoadModule md_module exists
 
 
 # --------------------------------------------------------------------------- marked lines
@@ -201,7 +231,14 @@ class Plan:
     def __init__(self, req: ApachePlanRequest) -> None:
         if req.state not in STATES:
             raise PlanError("state must be one of %s, not %r." % (", ".join(STATES), req.state))
+        if req.mode not in MODES:
+            raise PlanError("mode must be one of %s, not %r." % (", ".join(MODES), req.mode))
         self.req = req
+        self.protected = req.mode == "protected" and req.state == "enabled"
+        self.md_store = ""
+        self.md_load: list[str] = []   # RHEL: LoadModule line for the snippet
+        self.md_linked = False         # Debian: md.load linked by this plan
+        self.md_loading = False        # this change loads mod_md (not loaded before)
         self.root = req.root
         self.overlay: dict[str, str | None] = {}
         self.original: dict[str, str | None] = {}
@@ -256,6 +293,8 @@ class Plan:
                     "again." % (directive.location(), " ".join(vhost.section.args)))
         if req.state != "disabled":
             self._restore_marks(live)
+        if self.protected:
+            self._check_protected(live)
         cpanel = req.layout.startswith("cpanel")
         if cpanel:
             self._cpanel(live)
@@ -263,6 +302,151 @@ class Plan:
             self._snippet(live)
         candidate = self._settle()
         return self._result(live, candidate)
+
+    # -- protected mode: can mod_md staple here? -------------------------------------
+
+    def _check_protected(self, live: dialect_apache.ApacheConfig) -> None:
+        req = self.req
+        if req.server == "litespeed":
+            self.problems.append(
+                "Protected mode staples with Apache's mod_md, which LiteSpeed does not run (server is litespeed). "
+                + RELAY_HINT)
+            return
+        version = re.search(r"(\d+\.\d+\.\d+)", req.server_version or "")
+        if version and dialect_apache._version_tuple(version.group(1)) < MD_STAPLING_SINCE:
+            self.problems.append(
+                "Protected mode needs httpd 2.4.42 or later (MDStapling arrived in mod_md 2.2 with 2.4.42); this "
+                "server is %s. Nothing was changed. %s" % (version.group(1), RELAY_HINT))
+            return
+        own = [d for d in live.find("LoadModule") if d.args and d.args[0] == "md_module"
+               and req.snippet and self._real(d.file) == self._real(req.snippet)]
+        if own:
+            # RHEL: the role's snippet is what loads mod_md; keep it loading.
+            self.md_load = ["<IfModule !md_module>", "    LoadModule md_module %s" % own[0].args[1], "</IfModule>"]
+        elif not live.has_module("md_module"):
+            self._load_md()
+        if self.problems:
+            return
+        self._check_store(live)
+
+    def _load_md(self) -> None:
+        req = self.req
+        if req.layout == "debian":
+            conf_dir = os.path.dirname(req.main_config)
+            available = os.path.join(conf_dir, "mods-available", "md.load")
+            if os.path.isfile(host_path(self.root, available)):
+                self.links.append({"path": os.path.join(conf_dir, "mods-enabled", "md.load"),
+                                   "src": "../mods-available/md.load", "state": "present"})
+                self.md_linked = self.md_loading = True
+                return
+            self.problems.append(
+                "Protected mode needs mod_md, and %s does not exist (found no LoadModule md_module either). Install "
+                "the apache2 package that ships mod_md (Debian 11+ / Ubuntu 20.04+ include it) or check "
+                "apache_stapling_debian_main_config, then run again. %s" % (available, RELAY_HINT))
+        elif req.layout == "rhel":
+            module = req.md_module_file or os.path.join(req.server_root or "/etc/httpd", "modules", "mod_md.so")
+            if os.path.isfile(host_path(self.root, module)):
+                self.md_load = ["<IfModule !md_module>", "    LoadModule md_module %s" % module, "</IfModule>"]
+                self.md_loading = True
+                return
+            self.problems.append(
+                "Protected mode needs mod_md: no LoadModule md_module is in effect and %s does not exist. Install it "
+                "(dnf install mod_md; RHEL 9 and later), then run again. %s" % (module, RELAY_HINT))
+        elif req.layout == "cpanel_ea4":
+            self.problems.append(
+                "Protected mode needs mod_md, which this EasyApache 4 server does not load (no LoadModule "
+                "md_module). Install it (yum install ea-apache24-mod_md, or add it in WHM > EasyApache 4), then "
+                "run again. %s" % RELAY_HINT)
+        else:
+            self.problems.append(
+                "Protected mode needs mod_md (httpd 2.4.42 or later), which the %s layout does not have. %s"
+                % (req.layout, RELAY_HINT))
+
+    def _check_store(self, live: dialect_apache.ApacheConfig) -> None:
+        """mod_md persists every response under MDStoreDir/ocsp/: it must be a directory root can write."""
+        req = self.req
+        own = live.server_directive("MDStoreDir")
+        if req.md_store_dir:
+            store = req.md_store_dir
+        elif own is not None and own.args:
+            store = live.resolve_path(own.args[0])
+        else:
+            store = live.resolve_path("md")   # mod_md's default, relative to ServerRoot
+        self.md_store = store
+        path = host_path(self.root, store)
+        probe = path
+        while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+            probe = os.path.dirname(probe)
+        if not os.path.isdir(probe):
+            found = "a file that is not a directory"
+        elif not os.access(probe, os.W_OK | os.X_OK):
+            info = os.stat(probe)
+            found = "a directory this user (uid %d) cannot write (mode %04o, owner uid %d)" % (
+                os.geteuid(), info.st_mode & 0o7777, info.st_uid)
+        else:
+            blocked = self._untraversable(live, path)
+            if not blocked:
+                return
+            self.problems.append(
+                "MDStoreDir %s cannot be reached by httpd's User %s: %s (mode %04o, owner uid %d) does not let it "
+                "in. mod_md's OCSP watchdog runs in a child as that user and writes the responses under %s/ocsp/, so "
+                "nothing would be stored and protected mode would not survive an outage. Let the user traverse every "
+                "directory on the way (for example chmod o+x), or set apache_stapling_md_store_dir to a directory "
+                "under /var/lib, then run again. Nothing was changed."
+                % (store, blocked[0], self._view(blocked[1]), blocked[2], blocked[3], store))
+            return
+        where = store if probe == path else "%s (its nearest existing parent %s)" % (store, self._view(probe))
+        self.problems.append(
+            "MDStoreDir %s is %s. mod_md keeps the stapled responses there (ocsp/) and httpd's parent, running as "
+            "root, must be able to create and write it, or protected mode loses its responses at every restart. "
+            "Make it a writable directory (for example chown root and chmod 0755 it) or set "
+            "apache_stapling_md_store_dir to one, then run again. Nothing was changed." % (where, found))
+
+    @staticmethod
+    def _untraversable(live: dialect_apache.ApacheConfig, path: str) -> tuple | None:
+        """The first existing directory on the way to ``path`` that httpd's ``User`` cannot enter, or None.
+
+        mod_md's OCSP watchdog runs in a child process as ``User`` (measured: ``mk_group_dir``
+        fails with EACCES under a root-only directory although the parent created ``ocsp/``).
+        """
+        directive = live.server_directive("User")
+        if directive is None or not directive.args:
+            return None
+        name = directive.args[0]
+        try:
+            entry = pwd.getpwuid(int(name[1:])) if name.startswith("#") else pwd.getpwnam(name)
+        except (KeyError, ValueError):
+            return None
+        if entry.pw_uid == 0:
+            return None
+        gids = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if entry.pw_name in g.gr_mem}
+        on_the_way = [os.sep]
+        for part in [p for p in os.path.abspath(path).split(os.sep) if p]:
+            nxt = os.path.join(on_the_way[-1], part)
+            if not os.path.isdir(nxt):
+                break
+            on_the_way.append(nxt)
+        for current in on_the_way:
+            info = os.stat(current)
+            if info.st_uid == entry.pw_uid:
+                allowed = info.st_mode & stat.S_IXUSR
+            elif info.st_gid in gids:
+                allowed = info.st_mode & stat.S_IXGRP
+            else:
+                allowed = info.st_mode & stat.S_IXOTH
+            if not allowed:
+                return (name, current, info.st_mode & 0o7777, info.st_uid)
+        return None
+
+    def _md_directives(self) -> list[str]:
+        req = self.req
+        lines = list(self.md_load)
+        if req.md_store_dir:
+            lines.append("MDStoreDir %s" % req.md_store_dir)
+        lines += ["MDStapling on", "MDStapleOthers on", "MDStaplingRenewWindow %s" % req.md_renew_window]
+        if req.md_keep_response:
+            lines.append("MDStaplingKeepResponse %s" % req.md_keep_response)
+        return lines
 
     # -- restoring -----------------------------------------------------------------
 
@@ -283,12 +467,21 @@ class Plan:
         if not req.snippet:
             raise PlanError("The %s layout needs the snippet path (apache_stapling_%s_snippet)." % (req.layout, req.layout))
         current = self.text(req.snippet)
+        linked_md = current is not None and MD_LINK_NOTE in current
+        if linked_md and req.layout == "debian" and (req.state == "absent" or (req.state == "enabled" and not self.protected)):
+            conf_dir = os.path.dirname(req.main_config)
+            self.links.append({"path": os.path.join(conf_dir, "mods-enabled", "md.load"),
+                               "src": "../mods-available/md.load", "state": "absent"})
+        if self.protected and linked_md:
+            self.md_linked = True   # still needed: linked by an earlier protected enable
         if req.state == "absent" or (req.state == "restored" and current is not None
                                      and current.startswith(DISABLE_HEADER)):
             self.write(req.snippet, None)
             if req.link:
                 self.links.append({"path": req.link, "src": req.link_src, "state": "absent"})
             return
+        if req.state == "disabled" and current is not None and PROTECTED_NOTE in current:
+            self._md_stapling_off(req.snippet, current)
         if req.state == "disabled" and current is None:
             # The role owns no snippet yet: an Off at server scope in a file of its own keeps
             # the operator's files untouched wherever the server scope decides.
@@ -298,10 +491,13 @@ class Plan:
             return
         if req.state != "enabled":
             return  # the role's own snippet is edited like any file by _settle, so restored gives it back
-        own = self._real(req.snippet)
-        cache = next((d for d in live.find("SSLStaplingCache")
-                      if self._real(d.file) != own and not self._in_vhost(live, d)), None)
-        self.write(req.snippet, self._render_snippet(self._global_directives(live, cache)))
+        if self.protected:
+            self.write(req.snippet, self._render_protected())
+        else:
+            own = self._real(req.snippet)
+            cache = next((d for d in live.find("SSLStaplingCache")
+                          if self._real(d.file) != own and not self._in_vhost(live, d)), None)
+            self.write(req.snippet, self._render_snippet(self._global_directives(live, cache)))
         if req.link:
             self.links.append({"path": req.link, "src": req.link_src, "state": "present"})
 
@@ -350,6 +546,30 @@ class Plan:
         return ("# Managed by ocsp.stapling (role ocsp.stapling.apache); state=absent removes it.\n"
                 + self._render_body(directives + ["SSLUseStapling On"]))
 
+    def _render_protected(self) -> str:
+        lines = ["# Managed by ocsp.stapling (role ocsp.stapling.apache); state=absent removes it.",
+                 PROTECTED_NOTE,
+                 "# mod_ssl's SSLUseStapling is off so that only mod_md answers status_request."]
+        if self.md_linked:
+            lines.append(MD_LINK_NOTE)
+        if self.req.reason:
+            lines.append("# Reason: %s" % " ".join(self.req.reason.split()))
+        lines += self._md_directives()
+        lines += ["<IfModule ssl_module>", "    SSLUseStapling Off", "</IfModule>"]
+        return "\n".join(lines) + "\n"
+
+    def _md_stapling_off(self, path: str, text: str) -> None:
+        """A disable on a protected host: mod_md's switch off too, marked so restored gives it back."""
+        lines = text.splitlines(keepends=True)
+        changed = False
+        for index, line in enumerate(lines):
+            if re.match(r"(?i)^\s*MDStapling\s+on\s*$", line.rstrip("\r\n")):
+                lines[index] = replaced_lines(line, "MDStapling off")
+                changed = True
+        if changed:
+            self.write(path, "".join(lines))
+            self.edits.append("%s: MDStapling on replaced by off" % self._view(self._real(path)))
+
     def _render_body(self, directives: list[str]) -> str:
         lines = [
             "# OCSP stapling, server scope. This file sorts after the other conf snippets so these",
@@ -393,7 +613,11 @@ class Plan:
             global_file = includes + "/pre_virtualhost_global.conf"
         enable = req.state == "enabled"
         enabled_blocks: dict[str, list[str]] = {p: [] for p in [includes + "/pre_main_global.conf", global_file] + use_files}
-        if enable:
+        if enable and self.protected:
+            enabled_blocks[global_file] += self._md_directives()
+            for path in use_files:
+                enabled_blocks[path].append("SSLUseStapling Off")
+        elif enable:
             cache = live.stapling_cache() if scan["cache"] else None
             enabled_blocks[global_file] += self._global_directives(live, cache)
             for path in use_files:
@@ -401,15 +625,27 @@ class Plan:
         if req.state in ("enabled", "absent"):
             for path, lines in enabled_blocks.items():
                 self._block(path, ENABLE_MARKER, lines if enable else [], ifmodule)
+        # A disable on a protected host turns mod_md's stapling off too, in the disable block
+        # (read after the enable block), so restored brings it back by removing the block.
+        md_on = req.state == "disabled" and any(PROTECTED_NOTE in (self.text(p) or "") for p in enabled_blocks)
         for path in use_files:
-            self._block(path, DISABLE_MARKER, ["SSLUseStapling Off"] if req.state == "disabled" else [], ifmodule)
+            lines = ["SSLUseStapling Off"] if req.state == "disabled" else []
+            if md_on and path == use_files[0]:
+                lines = ["MDStapling off"] + lines
+            self._block(path, DISABLE_MARKER, lines, ifmodule)
 
     def _block(self, path: str, marker: str, lines: list[str], ifmodule: str) -> None:
         """Put (or take out) one marked block in a cPanel include file, the rest kept byte for byte."""
         body = []
         if lines and self.req.reason:
             body.append("# Reason: %s" % " ".join(self.req.reason.split()))
-        body += ["<IfModule %s>" % ifmodule] + ["    " + line for line in lines] + ["</IfModule>"]
+        md = [line for line in lines if line.startswith("MD")]
+        lines = [line for line in lines if not line.startswith("MD")]
+        if md:
+            body.append(PROTECTED_NOTE)
+            body += md   # mod_md's directives need no <IfModule>: a missing mod_md fails the configtest
+        if lines or not md:
+            body += ["<IfModule %s>" % ifmodule] + ["    " + line for line in lines] + ["</IfModule>"]
         text = self.text(path)
         if text is None and not lines:
             return
@@ -418,6 +654,15 @@ class Plan:
             self.write(path, new)
 
     # -- settling: edit what wins until every TLS vhost has the switch asked for ----------
+
+    def _protected_host(self) -> bool:
+        """Whether the role's own files (as planned) carry protected mode's mod_md settings."""
+        req = self.req
+        if req.layout.startswith("cpanel"):
+            paths = [req.includes_dir + "/pre_main_global.conf", req.includes_dir + "/pre_virtualhost_global.conf"]
+        else:
+            paths = [req.snippet] if req.snippet else []
+        return any(PROTECTED_NOTE in (self.text(path) or "") for path in paths)
 
     def _virtual_links(self) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
@@ -430,6 +675,8 @@ class Plan:
 
     def _settle(self) -> CandidateConfig:
         want = {"enabled": None, "disabled": "off", "restored": None, "absent": None}[self.req.state]
+        if self.protected or (self.req.state == "restored" and self._protected_host()):
+            want = "off"   # mod_md staples; mod_ssl's switch must stay off wherever it wins
         for _round in range(_MAX_ROUNDS):
             candidate = read_config(self.req, self.overlay, self._virtual_links())
             if want != "off":
@@ -520,6 +767,11 @@ class Plan:
         ]
         return {
             "layout": self.req.layout, "server": self.req.server, "state": self.req.state,
+            "mode": self.req.mode if self.req.state == "enabled" else None,
+            "md_store_dir": self.md_store or None,
+            # mod_md loaded by a graceful restart takes that pass for its dry run and starts
+            # only at the next one (measured on 2.4.71): the role reloads a second time.
+            "md_loaded_by_change": self.md_loading,
             "files": files, "links": self.links, "edits": self.edits,
             "sites": sites, "vhost_overrides": overrides,
             "problems": self.problems, "warnings": list(dict.fromkeys(self.warnings)),
