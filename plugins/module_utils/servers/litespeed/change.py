@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import time
 from typing import Any, Callable
@@ -36,6 +35,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import
     FileSpec,
     StaplingChange,
     VerifySpec,
+    split_command,
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.atomic_write import write_atomic
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.config import (
@@ -71,10 +71,6 @@ class LiteSpeedChangeError(Exception):
         super().__init__(message)
         self.message = message
         self.result = result
-
-
-def split(command: str | None) -> list[str] | None:
-    return shlex.split(command) if command and command.strip() else None
 
 
 def is_executable(program: str, which: Callable[[str], str | None] = shutil.which) -> bool:
@@ -244,9 +240,9 @@ class LiteSpeedStaplingChange:
 
     def _request(self, plan: StaplingPlan, changed_files: list[str], restart: str) -> ChangeRequest:
         params = self.params
-        restart_command = split(params.get("restart_command")) or [
+        restart_command = split_command(params.get("restart_command")) or [
             os.path.join(plan.server_root, "bin", "lswsctrl"), "restart"]
-        configtest = split(params.get("configtest_command")) if plan.flavor == OPENLITESPEED else None
+        configtest = split_command(params.get("configtest_command")) if plan.flavor == OPENLITESPEED else None
         if restart == "never":
             reload = "never"
         elif restart == "always" or self.cache_files:
