@@ -44,4 +44,58 @@ options:
     description: Where backups go, one timestamped directory per change, with a C(manifest.json).
     type: path
     default: /var/backups/ocsp.stapling
+  verify:
+    description:
+      - What a healthy server looks like after the reload. Without it only the reload's exit code counts.
+      - An unset pattern list takes the server's own (M(ocsp.stapling.stapling_apply) - the dialect's;
+        M(ocsp.stapling.stapling_change) - Apache's, fatal C(AH00020), C(AH01872), C(AH01958), warning
+        C(AH02217), C(AH02218), C(AH02604), ready none).
+    type: dict
+    suboptions:
+      pid_file:
+        description: Pid file of the parent process; it must be alive (and not a zombie).
+        type: path
+      endpoints:
+        description:
+          - TLS endpoints that must complete a handshake (SNI sent, certificate not checked).
+          - Unset, M(ocsp.stapling.stapling_apply) with nginx checks every TLS server block; otherwise none.
+        type: list
+        elements: dict
+        suboptions:
+          host:
+            description: Address to connect to.
+            type: str
+            default: 127.0.0.1
+          port:
+            description: TCP port.
+            type: int
+            default: 443
+          server_name:
+            description: SNI name to send.
+            type: str
+      error_log:
+        description: Error log scanned from its size before the reload.
+        type: path
+      fatal_patterns:
+        description: Regular expressions; a matching log line since the reload fails the change.
+        type: list
+        elements: str
+      warning_patterns:
+        description: Regular expressions; matching lines are reported as warnings (not fatal).
+        type: list
+        elements: str
+      ready_patterns:
+        description:
+          - Regular expressions; one must appear in the log since the reload before the
+            endpoints are checked (Apache logs C(AH00489 ... resuming normal operations)
+            once the graceful restart finished; before that the old children still answer).
+        type: list
+        elements: str
+      timeout:
+        description: Seconds to wait for the server to become healthy.
+        type: float
+        default: 30
+      settle:
+        description: Seconds to wait after the reload before the first health verdict (unset, 1; nginx 0.5).
+        type: float
 """

@@ -70,51 +70,6 @@ options:
     description: The dialect's own paths and settings (for example Apache's C(layout) and C(main_config), nginx's C(config)).
     type: dict
     default: {}
-  verify:
-    description: What a healthy server looks like after the reload; unset patterns take the dialect's defaults.
-    type: dict
-    suboptions:
-      pid_file:
-        description: Pid file of the parent process.
-        type: path
-      endpoints:
-        description: TLS endpoints that must complete a handshake; unset, nginx checks every TLS server block.
-        type: list
-        elements: dict
-        suboptions:
-          host:
-            description: Address to connect to.
-            type: str
-            default: 127.0.0.1
-          port:
-            description: TCP port.
-            type: int
-            default: 443
-          server_name:
-            description: SNI name to send.
-            type: str
-      error_log:
-        description: Error log scanned from its size before the reload.
-        type: path
-      fatal_patterns:
-        description: Regular expressions; a matching log line since the reload fails the change.
-        type: list
-        elements: str
-      warning_patterns:
-        description: Regular expressions; matching lines are reported as warnings.
-        type: list
-        elements: str
-      ready_patterns:
-        description: Regular expressions; one must appear in the log since the reload before the endpoints are checked.
-        type: list
-        elements: str
-      timeout:
-        description: Seconds to wait for the server to become healthy.
-        type: float
-        default: 30
-      settle:
-        description: Seconds to wait after the reload before the first health verdict.
-        type: float
 """
 
 EXAMPLES = r"""

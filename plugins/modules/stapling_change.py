@@ -128,59 +128,6 @@ options:
     type: str
     choices: [on_change, always, never]
     default: on_change
-  verify:
-    description: What a healthy server looks like after the reload. Without it only the reload's exit code counts.
-    type: dict
-    suboptions:
-      pid_file:
-        description: Pid file of the parent process; it must be alive (and not a zombie).
-        type: path
-      endpoints:
-        description: TLS endpoints that must complete a handshake (SNI sent, certificate not checked).
-        type: list
-        elements: dict
-        default: []
-        suboptions:
-          host:
-            description: Address to connect to.
-            type: str
-            default: 127.0.0.1
-          port:
-            description: TCP port.
-            type: int
-            default: 443
-          server_name:
-            description: SNI name to send.
-            type: str
-      error_log:
-        description: Error log scanned from its size before the reload.
-        type: path
-      fatal_patterns:
-        description: Regular expressions; a matching log line since the reload fails the change.
-        type: list
-        elements: str
-        default: [AH00020, AH01872, AH01958]
-      warning_patterns:
-        description: Regular expressions; matching lines are reported as warnings (not fatal).
-        type: list
-        elements: str
-        default: [AH02217, AH02218, AH02604]
-      ready_patterns:
-        description:
-          - Regular expressions; one must appear in the log since the reload before the
-            endpoints are checked (Apache logs C(AH00489 ... resuming normal operations)
-            once the graceful restart finished; before that the old children still answer).
-        type: list
-        elements: str
-        default: []
-      timeout:
-        description: Seconds to wait for the server to become healthy.
-        type: float
-        default: 30
-      settle:
-        description: Seconds to wait after the reload before the first health verdict.
-        type: float
-        default: 1
 """
 
 EXAMPLES = r"""
@@ -268,8 +215,6 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.argspec import CHANGE_SPEC, verify_spec
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import (
-    DEFAULT_FATAL_PATTERNS,
-    DEFAULT_WARNING_PATTERNS,
     ChangeError,
     StaplingChange,
     request_from_params,
@@ -299,7 +244,7 @@ ARGUMENT_SPEC = dict(
     links=dict(type="list", elements="dict", options=LINK_SPEC, default=[]),
     reload=dict(type="str", choices=["on_change", "always", "never"], default="on_change"),
     configtest_fail_patterns=dict(type="list", elements="str", default=[]),
-    verify=dict(type="dict", options=verify_spec(list(DEFAULT_FATAL_PATTERNS), list(DEFAULT_WARNING_PATTERNS))),
+    verify=dict(type="dict", options=verify_spec()),
     **CHANGE_SPEC,
 )
 

@@ -27,15 +27,16 @@ CHANGE_SPEC: dict[str, Any] = dict(
 )
 
 
-def verify_spec(fatal: list[str] | None = None, warning: list[str] | None = None) -> dict[str, Any]:
-    """The ``verify`` suboptions; ``fatal``/``warning`` default patterns (None: the dialect's)."""
+def verify_spec() -> dict[str, Any]:
+    """The ``verify`` suboptions. Unset values take the engine's ``VerifySpec`` defaults
+    (Apache's patterns) or, in ``stapling_apply``, the dialect's."""
     return dict(
         pid_file=dict(type="path"),
-        endpoints=dict(type="list", elements="dict", options=ENDPOINT_SPEC, default=None if fatal is None else []),
+        endpoints=dict(type="list", elements="dict", options=ENDPOINT_SPEC),
         error_log=dict(type="path"),
-        fatal_patterns=dict(type="list", elements="str", default=fatal),
-        warning_patterns=dict(type="list", elements="str", default=warning),
-        ready_patterns=dict(type="list", elements="str", default=None if fatal is None else []),
+        fatal_patterns=dict(type="list", elements="str"),
+        warning_patterns=dict(type="list", elements="str"),
+        ready_patterns=dict(type="list", elements="str"),
         timeout=dict(type="float", default=30),
-        settle=dict(type="float", default=None if fatal is None else 1),
+        settle=dict(type="float"),
     )
