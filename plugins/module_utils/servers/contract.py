@@ -35,13 +35,9 @@ SERVERS = ("apache", "nginx", "litespeed")
 STATES = ("enabled", "disabled", "restored", "absent")
 
 
-class ContractError(Exception):
-    """An operator-facing sentence; nothing was changed. ``result`` holds what is known."""
-
-    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.result = result or {}
+class ContractError(ChangeError):
+    """A plan problem or a guard: an operator-facing sentence, nothing was changed;
+    ``result`` holds what is known, in the one schema."""
 
 
 @dataclass
