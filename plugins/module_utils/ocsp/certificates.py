@@ -13,10 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.crypto import (  # noqa: F401
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
-)
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.crypto import HAS_CRYPTOGRAPHY
 
 if HAS_CRYPTOGRAPHY:
     from cryptography import x509

@@ -14,10 +14,7 @@ import base64
 import os
 import urllib.parse
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.crypto import (  # noqa: F401
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
-)
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.crypto import HAS_CRYPTOGRAPHY
 
 if HAS_CRYPTOGRAPHY:
     from cryptography import x509

@@ -29,7 +29,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.crypto import (  # noqa: F401
+# Re-exported for the stapling_status action plugin, which reports a missing cryptography.
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.crypto import (  # noqa: F401  pylint: disable=unused-import
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
 )

@@ -47,7 +47,7 @@ def plan(params: dict[str, Any]) -> ServerPlan:
         raise ContractError(f"options {', '.join(unknown)} are not Apache plan options; expected some of "
                             f"{', '.join(sorted(_REQUEST_FIELDS - {'state', 'tuning', 'reason', 'endpoints'}))}.")
     options.setdefault("resilient", dict(RESILIENT))
-    endpoints = [e for e in ((params.get("verify") or {}).get("endpoints") or [])]
+    endpoints = list((params.get("verify") or {}).get("endpoints") or [])
     request = dict(options, state=params["state"], tuning=params.get("tuning") or "resilient",
                    reason=params.get("reason") or "", endpoints=endpoints)
     try:
