@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.servers import contr
 from tests.unit.ocsp_helpers import make_pki
 from tests.unit.test_apache_plan import site as apache_site
 from tests.unit.test_apache_plan import tree as apache_tree  # noqa: F401  (fixture)
-from tests.unit.test_litespeed_stapling_module import calls, make_tree as litespeed_tree
+from tests.unit.test_litespeed_stapling_module import COLLECTIONS, calls, make_tree as litespeed_tree
 from tests.unit.test_nginx_plan import make_tree as nginx_tree
 
 TRUE = shutil.which("true") or "/bin/true"
@@ -161,3 +164,30 @@ def test_nginx_configtest_check_blocks_an_enable_that_nginx_would_ignore(tmp_pat
     assert "ignores stapling for good.lab.test" in caught.value.message
     assert caught.value.result["configtest"]["passed"] is False
     assert {p: p.read_bytes() for p in conf.rglob("*") if p.is_file()} == before
+
+
+def run_module(tmp_path: Path, args: dict, check: bool = False) -> dict:
+    """The stapling_apply module as Ansible runs it (argument spec, docs' defaults, exit JSON)."""
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(
+        args, _ansible_check_mode=check, _ansible_diff=False, _ansible_tmpdir=str(tmp_path),
+        _ansible_remote_tmp=str(tmp_path), _ansible_keep_remote_files=False)}))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(COLLECTIONS), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "ansible_collections.ocsp.stapling.plugins.modules.stapling_apply",
+                           str(args_file)], capture_output=True, text=True, env=env, cwd=str(tmp_path),
+                          timeout=120, check=False)
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"module printed no JSON: stdout={proc.stdout!r} stderr={proc.stderr!r}")
+
+
+def test_the_module_returns_the_one_schema_and_fails_with_it(tmp_path, pki):
+    root = litespeed_tree(tmp_path, "ols")
+    done = run_module(tmp_path, litespeed_params(root, "disabled", tmp_path))
+    assert not done.get("failed"), done
+    assert SCHEMA - {"warnings"} <= set(done) and done["changed"] and calls(root) == ["restart"]
+    conf = nginx_tree(tmp_path / "n", pki)
+    refused = run_module(tmp_path, nginx_params(conf, pki, "disabled", tmp_path))
+    assert refused["failed"] and "Must-Staple" in refused["msg"] and "Nothing was changed" in refused["msg"]
+    assert refused["problems"] == ["Must-Staple: muststaple.lab.test"] and refused["changed"] is False
