@@ -18,7 +18,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.check_args import ARGUMENT_SPEC
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import check as ocsp_check
-from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.certificates import (
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.crypto import (
     CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY)
 
 FETCH_MODULE = "ocsp.stapling.ocsp_fetch"

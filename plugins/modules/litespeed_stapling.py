@@ -202,7 +202,7 @@ options:
       port:
         description: TCP port.
         type: int
-        required: true
+        default: 443
       server_name:
         description: SNI name to send.
         type: str
@@ -349,6 +349,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.argspec import ENDPOINT_SPEC
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.config import (
     ENTERPRISE,
     OPENLITESPEED,
@@ -358,11 +359,6 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.ch
     LiteSpeedStaplingChange,
 )
 
-ENDPOINT_SPEC = dict(
-    host=dict(type="str", default="127.0.0.1"),
-    port=dict(type="int", required=True),
-    server_name=dict(type="str"),
-)
 ARGUMENT_SPEC = dict(
     server_root=dict(type="path", default="/usr/local/lsws"),
     flavor=dict(type="str", default="auto", choices=["auto", OPENLITESPEED, ENTERPRISE]),

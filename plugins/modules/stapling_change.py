@@ -28,6 +28,8 @@ description:
   - Outside the managed block, files are kept byte for byte.
 author:
   - ocsp.stapling contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ocsp.stapling.change
 attributes:
   check_mode:
     support: full
@@ -110,40 +112,13 @@ options:
         type: str
         choices: [present, absent]
         default: present
-  configtest_command:
+  configtest_fail_patterns:
     description:
-      - Command that exits 0 when the configuration is valid (V(apache2ctl -t)). A string
-        is split like a shell would (no shell features); a list is used as is.
-      - Without it the candidate is not validated and a warning says so.
-    type: raw
-  reload_command:
-    description: Graceful reload command (V(apache2ctl -k graceful)); string or list.
-    type: raw
-  start_command:
-    description:
-      - Command that starts the server when the reload killed it (V(apache2ctl -k start));
-        used only during a rollback.
-    type: raw
-  environment:
-    description: Extra environment for every command (V(APACHE_CONFDIR) for a private apache2).
-    type: dict
-    default: {}
-  candidate_validation:
-    description:
-      - V(namespace) runs the configtest in a private mount namespace (C(unshare --mount))
-        in which each changed directory is replaced by a copy holding the candidate; the
-        live tree never changes. Needs root (CAP_SYS_ADMIN).
-      - V(swap) writes the candidate to the live files, runs the configtest and puts the
-        old files back if it fails (under a lock; the live files hold an untested
-        candidate for the length of one configtest).
-      - V(auto) uses V(namespace) when possible, else V(swap) with a warning.
-    type: str
-    choices: [namespace, swap, auto]
-    default: auto
-  backup_dir:
-    description: Where backups go, one timestamped directory per change, with a C(manifest.json).
-    type: path
-    default: /var/backups/ocsp.stapling
+      - Regular expressions; a configtest output line matching one fails the configtest although
+        it exited 0 (C(nginx -t) exits 0 while warning C("ssl_stapling" ignored)).
+    type: list
+    elements: str
+    default: []
   reload:
     description:
       - V(on_change) reloads only when a file or link changed; V(always) also reloads an
@@ -153,59 +128,6 @@ options:
     type: str
     choices: [on_change, always, never]
     default: on_change
-  verify:
-    description: What a healthy server looks like after the reload. Without it only the reload's exit code counts.
-    type: dict
-    suboptions:
-      pid_file:
-        description: Pid file of the parent process; it must be alive (and not a zombie).
-        type: path
-      endpoints:
-        description: TLS endpoints that must complete a handshake (SNI sent, certificate not checked).
-        type: list
-        elements: dict
-        default: []
-        suboptions:
-          host:
-            description: Address to connect to.
-            type: str
-            default: 127.0.0.1
-          port:
-            description: TCP port.
-            type: int
-            default: 443
-          server_name:
-            description: SNI name to send.
-            type: str
-      error_log:
-        description: Error log scanned from its size before the reload.
-        type: path
-      fatal_patterns:
-        description: Regular expressions; a matching log line since the reload fails the change.
-        type: list
-        elements: str
-        default: [AH00020, AH01872, AH01958]
-      warning_patterns:
-        description: Regular expressions; matching lines are reported as warnings (not fatal).
-        type: list
-        elements: str
-        default: [AH02217, AH02218, AH02604]
-      ready_patterns:
-        description:
-          - Regular expressions; one must appear in the log since the reload before the
-            endpoints are checked (Apache logs C(AH00489 ... resuming normal operations)
-            once the graceful restart finished; before that the old children still answer).
-        type: list
-        elements: str
-        default: []
-      timeout:
-        description: Seconds to wait for the server to become healthy.
-        type: float
-        default: 30
-      settle:
-        description: Seconds to wait after the reload before the first health verdict.
-        type: float
-        default: 1
 """
 
 EXAMPLES = r"""
@@ -291,6 +213,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.argspec import CHANGE_SPEC, verify_spec
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import (
     ChangeError,
     StaplingChange,
@@ -315,33 +238,14 @@ LINK_SPEC = dict(
     src=dict(type="str"),
     state=dict(type="str", choices=["present", "absent"], default="present"),
 )
-ENDPOINT_SPEC = dict(
-    host=dict(type="str", default="127.0.0.1"),
-    port=dict(type="int", default=443),
-    server_name=dict(type="str"),
-)
-VERIFY_SPEC = dict(
-    pid_file=dict(type="path"),
-    endpoints=dict(type="list", elements="dict", options=ENDPOINT_SPEC, default=[]),
-    error_log=dict(type="path"),
-    fatal_patterns=dict(type="list", elements="str", default=["AH00020", "AH01872", "AH01958"]),
-    warning_patterns=dict(type="list", elements="str", default=["AH02217", "AH02218", "AH02604"]),
-    ready_patterns=dict(type="list", elements="str", default=[]),
-    timeout=dict(type="float", default=30),
-    settle=dict(type="float", default=1),
-)
 ARGUMENT_SPEC = dict(
     files=dict(type="list", elements="dict", options=FILE_SPEC, default=[],
                mutually_exclusive=[["block", "content", "content_base64"], ["insert_before", "insert_after"]]),
     links=dict(type="list", elements="dict", options=LINK_SPEC, default=[]),
-    configtest_command=dict(type="raw"),
-    reload_command=dict(type="raw"),
-    start_command=dict(type="raw"),
-    environment=dict(type="dict", default={}),
-    candidate_validation=dict(type="str", choices=["namespace", "swap", "auto"], default="auto"),
-    backup_dir=dict(type="path", default="/var/backups/ocsp.stapling"),
     reload=dict(type="str", choices=["on_change", "always", "never"], default="on_change"),
-    verify=dict(type="dict", options=VERIFY_SPEC),
+    configtest_fail_patterns=dict(type="list", elements="str", default=[]),
+    verify=dict(type="dict", options=verify_spec()),
+    **CHANGE_SPEC,
 )
 
 

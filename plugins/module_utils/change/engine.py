@@ -145,6 +145,9 @@ class ChangeRequest:
     #: Enterprise: ``lshttpd -t`` checks the license, not the config). Replaces the
     #: "not validated" warning and is reported as ``configtest.skipped``.
     configtest_absent_reason: str | None = None
+    #: Regular expressions that fail the configtest although it exits 0 (``nginx -t``
+    #: warns ``"ssl_stapling" ignored`` and exits 0; stapling is then off).
+    configtest_fail_patterns: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- plan
@@ -709,7 +712,8 @@ class StaplingChange:
     def __init__(self, request: ChangeRequest,
                  runner: Callable[[list[str], dict[str, str], float], tuple[int, str]] = run_command,
                  namespace_probe: Callable[[dict[str, str]], tuple[bool, str]] = unshare_available,
-                 post_swap: Callable[[dict[str, Any]], list[str] | None] | None = None
+                 post_swap: Callable[[dict[str, Any]], list[str] | None] | None = None,
+                 configtest_check: Callable[[str], list[str]] | None = None,
                  ) -> None:
         """``post_swap`` is a dialect's own step between the swap and the reload (LiteSpeed:
         clear the OCSP cache files). It runs in real runs only, once the candidate is live
@@ -720,6 +724,7 @@ class StaplingChange:
         self.runner = runner
         self.namespace_probe = namespace_probe
         self.post_swap = post_swap
+        self.configtest_check = configtest_check
         self.warnings: list[str] = []
         self.result: dict[str, Any] = {
             "changed": False, "files": [], "links": [], "configtest": {"ran": False},
@@ -785,9 +790,8 @@ class StaplingChange:
                 method = self._validation_method()
                 if method == "namespace":
                     rc, out = self._configtest_namespace(files, links)
-                    self.result["configtest"] = {"ran": True, "rc": rc, "output": out,
-                                                 "method": method, "passed": rc == 0}
-                    if rc != 0:
+                    self._record_configtest(rc, out, method)
+                    if not self.result["configtest"]["passed"]:
                         self.warnings.append("The candidate configuration FAILS configtest; a real "
                                              "run would stop here and change nothing.")
                 else:
@@ -806,7 +810,7 @@ class StaplingChange:
             if method == "namespace":
                 rc, out = self._configtest_namespace(files, links)
                 self._record_configtest(rc, out, method)
-                if rc != 0:
+                if not self.result["configtest"]["passed"]:
                     self._fail_configtest(out)
             backup = Backup(req.backup_dir, files, links)
             self.result["backup_dir"] = backup.directory
@@ -818,7 +822,7 @@ class StaplingChange:
             if method == "swap":
                 rc, out = self._run(req.configtest_command, "configtest")
                 self._record_configtest(rc, out, method)
-                if rc != 0:
+                if not self.result["configtest"]["passed"]:
                     problems = backup.restore()
                     self.result["rolled_back"] = not problems
                     if problems:
@@ -884,9 +888,21 @@ class StaplingChange:
                               f"still runs the old configuration.", self.result) from None
 
     # -- failures
+    def configtest_problems(self, output: str) -> list[str]:
+        """Why a configtest that exited 0 still fails: a ``configtest_fail_patterns`` line,
+        or what the dialect's ``configtest_check`` finds in the output."""
+        problems = [f"configtest printed {line.strip()!r} (matches a configtest_fail_patterns entry)"
+                    for line in matching_lines(output, self.request.configtest_fail_patterns)]
+        if self.configtest_check is not None:
+            problems.extend(self.configtest_check(output))
+        return problems
+
     def _record_configtest(self, rc: int, out: str, method: str) -> None:
+        problems = self.configtest_problems(out) if rc == 0 else []
         self.result["configtest"] = {"ran": True, "rc": rc, "output": out[-4000:], "method": method,
-                                     "passed": rc == 0}
+                                     "passed": rc == 0 and not problems}
+        if problems:
+            self.result["configtest"]["problems"] = problems
 
     def _fail_configtest(self, out: str, restored: bool = False) -> None:
         req = self.request
@@ -896,9 +912,11 @@ class StaplingChange:
                 "The live configuration FAILS configtest as well (before this change): fix that "
                 "first, or the next restart of the server will fail.")
         changed = ", ".join(f["path"] for f in self.result["files"] if f["changed"])
+        problems = self.result["configtest"].get("problems") or []
+        said = " ".join(problems) if problems else out.strip()[-1500:]
         raise ChangeError(
             f"The candidate configuration failed configtest "
-            f"({shlex.join(split_command(req.configtest_command) or [])}): {out.strip()[-1500:]}. "
+            f"({shlex.join(split_command(req.configtest_command) or [])}): {said}. "
             + (f"The candidate was briefly swapped in for the test and the old files are back "
                f"({changed or 'links only'}); " if restored else
                f"No live file was changed ({changed or 'links only'} still hold the old content) and ")
@@ -1023,4 +1041,15 @@ def request_from_params(params: dict[str, Any], check_mode: bool = False, diff: 
         candidate_validation=params.get("candidate_validation") or "auto",
         backup_dir=params.get("backup_dir") or DEFAULT_BACKUP_DIR,
         verify=verify, reload=params.get("reload") or "on_change",
+        configtest_fail_patterns=list(params.get("configtest_fail_patterns") or []),
         check_mode=check_mode, diff=diff)
+
+
+def apply_plan(plan: Any, runner: Callable[[list[str], dict[str, str], float], tuple[int, str]] = run_command
+               ) -> dict[str, Any]:
+    """Run any dialect's plan (``servers.contract.ServerPlan``: ``change``, ``post_swap``,
+    ``configtest_check``) through the shape; returns the engine's result or raises
+    :class:`ChangeError` with it attached. The one place a server's change is applied."""
+    change = StaplingChange(plan.change, runner=runner, post_swap=plan.post_swap,
+                            configtest_check=plan.configtest_check)
+    return change.run()

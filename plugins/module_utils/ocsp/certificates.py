@@ -13,19 +13,15 @@ from __future__ import annotations
 import hashlib
 import re
 
-try:
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.crypto import HAS_CRYPTOGRAPHY
+
+if HAS_CRYPTOGRAPHY:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.serialization import pkcs7
     from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
-except ImportError as exc:  # the action plugin reports it (HAS_CRYPTOGRAPHY)
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = exc
-else:
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
 
 _PEM_CERT = re.compile(
     rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----\s.*?-----END (?:X509 |TRUSTED )?CERTIFICATE-----",

@@ -21,18 +21,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass
 
-try:
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.crypto import HAS_CRYPTOGRAPHY
+
+if HAS_CRYPTOGRAPHY:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
     from cryptography.x509 import ocsp
     from cryptography.x509.oid import SignatureAlgorithmOID
-except ImportError as exc:  # the action plugin reports it (HAS_CRYPTOGRAPHY)
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = exc
-else:
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import certificates
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import wire as ocsp_wire

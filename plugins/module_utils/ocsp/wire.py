@@ -14,16 +14,12 @@ import base64
 import os
 import urllib.parse
 
-try:
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.crypto import HAS_CRYPTOGRAPHY
+
+if HAS_CRYPTOGRAPHY:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509 import ocsp
-except ImportError as exc:  # the action plugin reports it (HAS_CRYPTOGRAPHY)
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = exc
-else:
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
 
 # RFC 5019 section 5: a GET URL (base64 request appended) must stay within 255 bytes.
 GET_URL_LIMIT = 255

@@ -29,15 +29,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
-try:
+# Re-exported for the stapling_status action plugin, which reports a missing cryptography.
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.crypto import (  # noqa: F401  pylint: disable=unused-import
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+)
+
+if HAS_CRYPTOGRAPHY:
     from cryptography import x509
     from cryptography.x509 import ocsp
-except ImportError as exc:  # the action plugin reports it (HAS_CRYPTOGRAPHY)
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = exc
-else:
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import certificates
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.verify import (

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import time
 from typing import Any, Callable
@@ -36,6 +35,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import
     FileSpec,
     StaplingChange,
     VerifySpec,
+    split_command,
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.atomic_write import write_atomic
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.config import (
@@ -71,10 +71,6 @@ class LiteSpeedChangeError(Exception):
         super().__init__(message)
         self.message = message
         self.result = result
-
-
-def split(command: str | None) -> list[str] | None:
-    return shlex.split(command) if command and command.strip() else None
 
 
 def is_executable(program: str, which: Callable[[str], str | None] = shutil.which) -> bool:
@@ -119,9 +115,23 @@ class LiteSpeedStaplingChange:
 
     # -- the run
     def run(self) -> dict[str, Any]:
+        request = self.prepare()
+        change = self.change_factory(request, post_swap=self._post_swap)
+        try:
+            outcome = change.run()
+        except ChangeError as exc:
+            self._merge(exc.result, change)
+            raise self.fail(exc.message) from None
+        self._merge(outcome, change)
+        self.finish(outcome)
+        return self.result
+
+    def prepare(self) -> ChangeRequest:
+        """Plan, check the references and build the engine's request (nothing written)."""
         params = self.params
         plan = self._plan()
         self._check_references(plan)
+        self.plan = plan
         changed_files = plan.changed_files
         if params.get("clear_cache"):
             self.cache_files = stale_cache_files(params.get("cache_dirs")
@@ -131,24 +141,21 @@ class LiteSpeedStaplingChange:
         restart = params.get("restart") or "changed"
         if restart not in RESTART_POLICIES:
             raise self.fail("restart must be one of %s, not %r." % (", ".join(RESTART_POLICIES), restart))
+        self.restart = restart
         request = self._request(plan, changed_files, restart)
         if not self.check_mode:
             self._require_commands(request, changed_files)
-        change = self.change_factory(request, post_swap=self._post_swap)
-        try:
-            outcome = change.run()
-        except ChangeError as exc:
-            self._merge(exc.result, change)
-            raise self.fail(exc.message) from None
-        self._merge(outcome, change)
+        return request
+
+    def finish(self, outcome: dict[str, Any]) -> None:
+        """Once the engine ran: the record of the operator's values, the cache files."""
         if not self.check_mode and not outcome.get("rolled_back"):
-            self._write_record(plan)
+            self._write_record(self.plan)
         if not self.check_mode and self.cache_files and not self.cache_cleared:
             # Nothing for the shape to swap or restart (restart: never, no file changed):
             # the cache files still go, as asked.
             self._post_swap(self.result)
-        self.result["changed"] = bool(changed_files or self.cache_files or restart == "always")
-        return self.result
+        self.result["changed"] = bool(self.result["files"] or self.cache_files or self.restart == "always")
 
     def _plan(self) -> StaplingPlan:
         params = self.params
@@ -233,9 +240,9 @@ class LiteSpeedStaplingChange:
 
     def _request(self, plan: StaplingPlan, changed_files: list[str], restart: str) -> ChangeRequest:
         params = self.params
-        restart_command = split(params.get("restart_command")) or [
+        restart_command = split_command(params.get("restart_command")) or [
             os.path.join(plan.server_root, "bin", "lswsctrl"), "restart"]
-        configtest = split(params.get("configtest_command")) if plan.flavor == OPENLITESPEED else None
+        configtest = split_command(params.get("configtest_command")) if plan.flavor == OPENLITESPEED else None
         if restart == "never":
             reload = "never"
         elif restart == "always" or self.cache_files:
