@@ -58,6 +58,8 @@ def nginx_vars(server: dict, state_dir: Path, pki: Path) -> dict:
         "nginx_stapling_pid_file": server["pid_file"],
         "nginx_stapling_error_log": server["error_log"],
         "nginx_stapling_backup_dir": str(state_dir / "backups"),
+        "nginx_stapling_keeper_state_dir": str(state_dir / "keeper"),
+        "nginx_stapling_keeper_config": str(state_dir / "keeper-nginx.json"),
     }
 
 

@@ -8,7 +8,7 @@ import pytest
 from ansible_collections.ocsp.stapling.plugins.module_utils.protect import nginx_snippet
 from tests.unit.nginx_plan_helpers import apply, effective, nginx_t, pending
 from tests.unit.ocsp_helpers import make_pki
-from tests.unit.test_nginx_render import make_tree, request
+from tests.unit.test_nginx_plan import make_tree, request
 
 
 @pytest.fixture(scope="module")
