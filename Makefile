@@ -9,6 +9,9 @@ VENV ?= $(CURDIR)/.venv
 BIN := $(VENV)/bin
 COLLECTIONS := $(CURDIR)/.cache/collections
 PYTEST_WORKERS ?= 2
+# Each stage installs what it needs first; run-all-tests runs deps once, then the stages
+# side by side with STAGE_DEPS= so they do not install concurrently.
+STAGE_DEPS ?= deps
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -45,30 +48,31 @@ deps: system-deps venv collection-link awx-collection
 demo: deps
 	$(BIN)/python -m tests.lab demo
 
-unit: deps
+unit: $(STAGE_DEPS)
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
-integration: deps
+integration: $(STAGE_DEPS)
 	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) tests/integration
 
-sanity: deps
+sanity: $(STAGE_DEPS)
 	tests/bin/run-sanity
 
-lint: deps
+lint: $(STAGE_DEPS)
 	cd $(CURDIR) && $(BIN)/ansible-lint --offline -q
 
-molecule: deps
+molecule: $(STAGE_DEPS)
 	tests/bin/run-molecule
 
-build: deps
+build: $(STAGE_DEPS)
 	tests/bin/check-build
 
 bench: deps
 	$(BIN)/python -m bench
 
-# Every stage runs even when an earlier one fails, so one run reports everything;
-# the target fails if any stage failed.
-test: deps
+# Every stage runs even when another fails, so one run reports everything; the target
+# fails if any stage failed. Stages run side by side (tests/bin/run-all-tests: TEST_LANES,
+# TEST_SERIAL=1); molecule runs MOLECULE_JOBS scenarios at once.
+test:
 	@tests/bin/run-all-tests
 
 clean:

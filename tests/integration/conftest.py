@@ -1,4 +1,5 @@
-"""Lab fixtures for integration tests: every test that changes the responder gets its own lab."""
+"""Lab fixtures for integration tests: every test that changes the responder gets its own lab;
+tests that only read share one (``shared_lab``)."""
 from __future__ import annotations
 
 import pytest
@@ -12,6 +13,16 @@ def lab(tmp_path):
     """PKI, responder, nginx and apache2 on 127.0.0.1; Apache forgets staples after 2 s."""
     with Lab.start(tmp_path / "lab", apache_options={"standard_cache_timeout": 2,
                                                      "error_cache_timeout": 2}) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def shared_lab(tmp_path_factory):
+    """The ``lab`` fixture's lab, started once per test process for the tests that only read
+    it: they probe, read logs and run read-only modules, and never change the responder's
+    mode, a server's configuration or a server's process."""
+    with Lab.start(tmp_path_factory.mktemp("shared") / "lab",
+                   apache_options={"standard_cache_timeout": 2, "error_cache_timeout": 2}) as running:
         yield running
 
 

@@ -7,8 +7,9 @@ from tests.integration.ansible_run import run_module
 from tests.lab.pki import LEAF_HOSTS
 
 
-@pytest.fixture
-def facts(lab):
+@pytest.fixture(scope="module")
+def facts(shared_lab):
+    lab = shared_lab
     result = run_module("ocsp.stapling.stapling_facts", {
         "apache_binary": "/usr/sbin/apache2",
         "apache_config": str(lab.apache.conf),
@@ -25,7 +26,8 @@ def sites_of(facts: dict, server: str) -> dict[str, dict]:
     return {site["names"][0]: site for site in facts["sites"] if site["server"] == server}
 
 
-def test_facts_list_every_lab_site_with_the_port_and_certificate_served(lab, facts):
+def test_facts_list_every_lab_site_with_the_port_and_certificate_served(shared_lab, facts):
+    lab = shared_lab
     for server in ("apache", "nginx"):
         sites = sites_of(facts, server)
         assert set(sites) == set(LEAF_HOSTS.values()), server
@@ -37,7 +39,8 @@ def test_facts_list_every_lab_site_with_the_port_and_certificate_served(lab, fac
             assert site["key"] == [str(lab.pki.leaves[name].key_path)]
 
 
-def test_stapling_settings_match_what_is_stapled(lab, facts):
+def test_stapling_settings_match_what_is_stapled(shared_lab, facts):
+    lab = shared_lab
     apache = sites_of(facts, "apache")[LEAF_HOSTS["good"]]["stapling"]
     # Set once in apache2.conf's server scope and inherited by the vhost: file and line say so.
     assert apache["SSLUseStapling"]["value"].lower() == "on"

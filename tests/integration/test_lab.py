@@ -175,7 +175,8 @@ def test_openssl_engine_and_client_cross_check(tmp_path, name, word):
 
 # -- the web servers --------------------------------------------------------------------------
 
-def test_both_servers_staple_good_and_apache_staples_revoked(lab):
+def test_both_servers_staple_good_and_apache_staples_revoked(shared_lab):
+    lab = shared_lab
     assert lab.probe("apache", "good").verdict == "good"
     assert lab.wait_for_verdict("nginx", "good", "good").cert_status == "good"
     # Apache staples a revoked answer; nginx (ssl_stapling_verify on) refuses to.
@@ -186,7 +187,8 @@ def test_both_servers_staple_good_and_apache_staples_revoked(lab):
     assert counts["POST"] >= 1, "Apache asks with POST"
 
 
-def test_no_url_certificate_gets_no_staple_and_nginx_warns(lab):
+def test_no_url_certificate_gets_no_staple_and_nginx_warns(shared_lab):
+    lab = shared_lab
     assert lab.probe("apache", "nourl").verdict == "none"
     assert lab.probe("nginx", "nourl").verdict == "none"
     warnings = lab.nginx.configtest().stderr

@@ -252,9 +252,17 @@ class OCSPHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+# serve_forever polls for shutdown() at this interval; the default 0.5 s made every
+# "down" (which closes the OCSP listener) and every stop wait up to half a second each.
+POLL_INTERVAL = 0.02
+
+
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def serve_forever(self, poll_interval: float = POLL_INTERVAL) -> None:
+        super().serve_forever(poll_interval)
 
     def handle_error(self, request, client_address):  # clients hanging up is normal here
         return
