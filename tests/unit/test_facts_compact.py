@@ -84,3 +84,18 @@ def test_compact_warnings_quote_a_few_and_count_all(tmp_path):
 def test_an_unknown_detail_is_refused():
     with pytest.raises(ValueError, match="expected one of compact, full"):
         facts_mod.gather_facts(root=str(FIXTURES / "rhel"), run_binaries=False, detail="brief")
+
+
+def test_the_probe_is_sent_endpoints_not_facts(ea4_tree):
+    from ansible_collections.ocsp.stapling.plugins.filter.stapling_verdict import stapling_endpoints
+
+    compact = gather(ea4_tree, "compact")
+    endpoints = stapling_endpoints(compact)
+    assert len(endpoints) == 300
+    assert endpoints[0] == {"host": "192.0.2.1", "port": 443, "server_name": "site00000.example"}
+    # A few dozen bytes per site go back to the host, not the facts.
+    assert len(json.dumps(endpoints)) * 4 < len(json.dumps(compact["sites"]))
+    # The verdict matches every probed endpoint back to its site.
+    status = {"endpoints": [dict(e, verdict="good", handshake_ok=True) for e in endpoints]}
+    rows = verdict.decide(compact, status, {})["sites"]
+    assert {row["verdict"] for row in rows} == {"good"}
