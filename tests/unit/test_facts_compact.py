@@ -90,11 +90,15 @@ def test_the_probe_is_sent_endpoints_not_facts(ea4_tree):
     from ansible_collections.ocsp.stapling.plugins.filter.stapling_verdict import stapling_endpoints
 
     compact = gather(ea4_tree, "compact")
+    full = gather(ea4_tree, "full")
     endpoints = stapling_endpoints(compact)
+    assert stapling_endpoints(full) == endpoints
     assert len(endpoints) == 300
     assert endpoints[0] == {"host": "192.0.2.1", "port": 443, "server_name": "site00000.example"}
-    # A few dozen bytes per site go back to the host, not the facts.
-    assert len(json.dumps(endpoints)) * 4 < len(json.dumps(compact["sites"]))
+    # A few dozen bytes per site go back to the host, not the facts it sent (full facts
+    # were what the probe received before).
+    assert len(json.dumps(endpoints)) * 3 < len(json.dumps(compact["sites"]))
+    assert len(json.dumps(endpoints)) * 20 < len(json.dumps(full["sites"]))
     # The verdict matches every probed endpoint back to its site.
     status = {"endpoints": [dict(e, verdict="good", handshake_ok=True) for e in endpoints]}
     rows = verdict.decide(compact, status, {})["sites"]
