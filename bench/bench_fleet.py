@@ -1,5 +1,9 @@
 """Benchmark what an operator waits for, each figure against a baseline measured in the same run.
 
+- **P1 responder checks**: ``ocsp_responder_check`` as an Ansible task over N certificates
+  spread over 3 lab responders that answer after an injected delay (20 ms), against a
+  serial ``openssl ocsp`` loop over the same certificates; with the physical bound
+  (requests / concurrency x delay) and how close the task gets to it.
 - **P2 handshake probes**: ``stapling_status`` as an Ansible task on the lab's Apache and
   nginx with N vhosts, against a serial ``openssl s_client -status`` loop over the same vhosts.
 - **P3 discovery, end to end**: ``stapling_facts`` as an Ansible task (``ansible`` ad hoc,
@@ -44,7 +48,9 @@ import gen_cpanel_tree  # noqa: E402
 from tests.integration.ansible_run import BIN, ansible_env, run_playbook  # noqa: E402
 from tests.lab import inventory as lab_inventory  # noqa: E402
 from tests.lab.fleet import Fleet  # noqa: E402
-from tests.lab.lab import Lab  # noqa: E402
+from tests.lab.lab import Lab, ResponderProcess  # noqa: E402
+from tests.lab.pki import LabPKI  # noqa: E402
+from tests.lab.responder import free_port  # noqa: E402
 from tests.lab.pki import LEAF_HOSTS  # noqa: E402
 
 RESULTS = REPO / "bench" / "results.json"
@@ -52,8 +58,8 @@ PLAYBOOKS = REPO / "playbooks"
 # What a fleet run should set (docs/performance.md): pipelining halves the round trips per task.
 FAST = {"ANSIBLE_PIPELINING": "True"}
 
-FULL = {"P2": {"vhosts": 1000}, "P3": {"sizes": (1000, 5000, 10000)}, "P4": {"hosts": 20}, "P5": {"vhosts": 1000}}
-SMOKE = {"P2": {"vhosts": 5}, "P3": {"sizes": (20, 40)}, "P4": {"hosts": 2}, "P5": {"vhosts": 5}}
+FULL = {"P1": {"certificates": 1000, "delay": 0.02, "concurrency": 8}, "P2": {"vhosts": 1000}, "P3": {"sizes": (1000, 5000, 10000)}, "P4": {"hosts": 20}, "P5": {"vhosts": 1000}}
+SMOKE = {"P1": {"certificates": 6, "delay": 0.02, "concurrency": 8}, "P2": {"vhosts": 5}, "P3": {"sizes": (20, 40)}, "P4": {"hosts": 2}, "P5": {"vhosts": 5}}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -102,6 +108,90 @@ def play(playbook: Path, inventory: Path, forks: int, extra_vars: dict | None = 
     env = dict(FAST, ANSIBLE_FORKS=str(forks))
     done = run_playbook(playbook, inventory=str(inventory), extra_vars=extra_vars, timeout=3600, env=env)
     return done
+
+
+# --------------------------------------------------------------------------- P1
+
+
+def issue_leaves(pki: LabPKI, urls: list[str], count: int, directory: Path) -> list[tuple[Path, str]]:
+    """``count`` leaves of the lab intermediate, round-robin over ``urls``: (file, url)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())  # one key: only the certificates differ
+    issuer = pki.intermediate
+    now = dt.datetime.now(dt.timezone.utc)
+    out = []
+    for index in range(count):
+        url = urls[index % len(urls)]
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"bench{index}.lab.test")]))
+                .issuer_name(issuer.cert.subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))
+                .add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+                    AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(url))]), critical=False)
+                .sign(issuer.key, hashes.SHA256()))
+        path = directory / f"bench{index}.pem"
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        out.append((path, url))
+    return out
+
+
+def serial_ocsp_loop(openssl: str, chain: Path, leaves: list[tuple[Path, str]]) -> int:
+    answered = 0
+    for path, url in leaves:
+        done = subprocess.run([openssl, "ocsp", "-issuer", str(chain), "-cert", str(path), "-url", url,
+                               "-noverify", "-timeout", "10"], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=30, check=False)
+        answered += "This Update" in done.stdout
+    return answered
+
+
+def check_task(chain: Path, leaves: list[tuple[Path, str]], concurrency: int, directory: Path) -> None:
+    playbook = directory / "check.yml"
+    playbook.write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False, "connection": "local",
+        "vars": {"ansible_python_interpreter": sys.executable},
+        "tasks": [{"ocsp.stapling.ocsp_responder_check": {
+            "certificates": [{"path": str(path), "issuer_files": [str(chain)]} for path, _url in leaves],
+            "per_certificate": True, "concurrency": concurrency, "timeout": 10}, "register": "check"},
+            {"ansible.builtin.assert": {"that": ["check.responders | length == 3 or check.responders | length == %d"
+                                                 % min(3, len(leaves))]}}],
+    }]))
+    done = run_playbook(playbook, timeout=1800, env=FAST)
+    if done.returncode != 0:
+        raise RuntimeError(f"ocsp_responder_check task failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
+
+
+def bench_p1(size: dict, runs: int, work: Path) -> list[dict]:
+    openssl = shutil.which("openssl") or "openssl"
+    pki = LabPKI.create(work / "pki", ocsp_url="http://127.0.0.1:1/")
+    responders = [ResponderProcess(work / "pki", free_port(), free_port(), log=work / f"responder{i}.log")
+                  for i in range(3)]
+    try:
+        for responder in responders:
+            responder.start()
+            responder.control(f"set?delay={size['delay']}")
+            responder.set_mode("slow")
+        leaves = issue_leaves(pki, [r.url for r in responders], size["certificates"], work / "leaves")
+        chain = pki.intermediate.cert_path
+        serial, answered = timed(lambda: serial_ocsp_loop(openssl, chain, leaves), runs)
+        task, _ = timed(lambda: check_task(chain, leaves, size["concurrency"], work), runs)
+    finally:
+        for responder in responders:
+            responder.stop()
+    bound = len(leaves) / size["concurrency"] * size["delay"]
+    result = row("P1", f"check {len(leaves)} certificates, 3 responders", "serial openssl ocsp loop", serial,
+                 "ocsp_responder_check task", task, ">= 20x, within 2x of the bound", certificates=len(leaves),
+                 delay_s=size["delay"], concurrency=size["concurrency"], bound_s=round(bound, 3),
+                 task_over_bound=round(min(task) / bound, 2), serial_answered=answered)
+    return [result]
 
 
 # --------------------------------------------------------------------------- P2
@@ -276,7 +366,7 @@ def bench_p5(size: dict, runs: int, work: Path) -> list[dict]:
 
 # --------------------------------------------------------------------------- main
 
-PARTS = {"P2": bench_p2, "P3": bench_p3, "P4": bench_p4, "P5": bench_p5}
+PARTS = {"P1": bench_p1, "P2": bench_p2, "P3": bench_p3, "P4": bench_p4, "P5": bench_p5}
 
 
 def print_table(rows: list[dict]) -> None:
