@@ -103,3 +103,14 @@ def test_the_probe_is_sent_endpoints_not_facts(ea4_tree):
     status = {"endpoints": [dict(e, verdict="good", handshake_ok=True) for e in endpoints]}
     rows = verdict.decide(compact, status, {})["sites"]
     assert {row["verdict"] for row in rows} == {"good"}
+
+
+@pytest.mark.parametrize("tree", sorted(p.name for p in FIXTURES.iterdir() if p.is_dir()))
+def test_compact_and_full_facts_give_the_same_decision_on_every_fixture(tree):
+    """Apache, nginx and LiteSpeed layouts alike: the runbook reads the same from both."""
+    compact = facts_mod.gather_facts(root=str(FIXTURES / tree), run_binaries=False, detail="compact")
+    full = facts_mod.gather_facts(root=str(FIXTURES / tree), run_binaries=False, detail="full")
+    small, big = verdict.decide(compact, {}, {}), verdict.decide(full, {}, {})
+    assert [r["stapling_configured"] for r in small["sites"]] == [r["stapling_configured"] for r in big["sites"]]
+    assert small["previous"] == big["previous"]
+    assert verdict.check_certificates(compact) == verdict.check_certificates(full)
