@@ -5,11 +5,15 @@
 
 ``ocsp.stapling.stapling_check_certificates`` turns the facts' sites into the
 ``certificates`` list of ``ocsp_responder_check``, each with the issuer sources its server reads.
+
+``ocsp.stapling.stapling_endpoints`` turns them into the ``endpoints`` of ``stapling_status``
+(host, port, SNI): what the probe needs, a few dozen bytes per site instead of the facts.
 """
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.ocsp.stapling.plugins.module_utils.probe.tls import endpoints_from_facts
 from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.verdict import check_certificates, decide
 
 
@@ -29,6 +33,16 @@ def stapling_check_certificates(facts):
     return check_certificates(facts)
 
 
+def stapling_endpoints(facts):
+    if not isinstance(facts, dict):
+        raise AnsibleFilterError(
+            f"stapling_endpoints expects the ansible_facts.ocsp_stapling dictionary from stapling_facts, got "
+            f"{type(facts).__name__}. Run ocsp.stapling.stapling_facts first.")
+    endpoints, _skipped = endpoints_from_facts(facts)
+    return [{"host": e.host, "port": e.port, "server_name": e.server_name} for e in endpoints]
+
+
 class FilterModule:
     def filters(self):
-        return {"stapling_verdict": stapling_verdict, "stapling_check_certificates": stapling_check_certificates}
+        return {"stapling_verdict": stapling_verdict, "stapling_check_certificates": stapling_check_certificates,
+                "stapling_endpoints": stapling_endpoints}

@@ -16,6 +16,8 @@ def facts(shared_lab):
         "apache_server_root": str(lab.apache.conf_dir),
         "nginx_config": str(lab.nginx.conf),
         "error_logs": [str(lab.apache.error_log), str(lab.nginx.error_log)],
+        # Every directive with its file, line and inheritance (the default is compact).
+        "detail": "full",
     })
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] is False

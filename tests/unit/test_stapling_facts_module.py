@@ -99,7 +99,11 @@ def test_module_runs_under_ansible_and_sets_facts():
     facts = payload["ansible_facts"]["ocsp_stapling"]
     assert payload["changed"] is False
     assert facts["servers"]["apache"]["layout"] == "rhel"
-    assert facts["sites"][0]["stapling"]["SSLUseStapling"]["file"] == "/etc/httpd/conf.d/ssl.conf"
+    # The default is compact: SSLUseStapling is set at server scope in ssl.conf, so it is
+    # given once for the server, not in the site.
+    assert facts["detail"] == "compact"
+    assert "SSLUseStapling" not in facts["sites"][0]["stapling"]
+    assert facts["servers"]["apache"]["stapling_inherited"]["SSLUseStapling"]["file"] == "/etc/httpd/conf.d/ssl.conf"
 
 
 def test_module_docs_match_argument_spec():

@@ -35,6 +35,8 @@ Must-Staple certificate is never waved through.
 """
 from __future__ import annotations
 
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.facts import site_stapling
+
 ON_VALUES = ("on", "1", "true", "yes")
 # Directive that switches stapling on, per server dialect.
 STAPLING_SWITCH = {"apache": "SSLUseStapling", "litespeed": "enableStapling", "nginx": "ssl_stapling"}
@@ -66,10 +68,24 @@ def _value(directive) -> str:
     return str(directive or "")
 
 
-def stapling_configured(site: dict) -> bool | None:
-    """Whether the site's configuration turns stapling on (None: the server's default)."""
+def _site_label(site: dict) -> str:
+    """The site's first name, else where it is written (full facts), else its certificate."""
+    names = site.get("names") or []
+    if names:
+        return str(names[0])
+    if site.get("file"):
+        return f"{site.get('file')}:{site.get('line')}"
+    return "unnamed site (" + ", ".join(site.get("certificate") or ["no certificate"]) + ")"
+
+
+def stapling_configured(site: dict, facts: dict | None = None) -> bool | None:
+    """Whether the site's configuration turns stapling on (None: the server's default).
+
+    ``facts`` gives the server's inherited settings for compact facts, whose sites carry
+    only the directives set in the site itself.
+    """
     switch = STAPLING_SWITCH.get(site.get("server") or "")
-    stapling = site.get("stapling") or {}
+    stapling = site_stapling(site, facts or {})
     if not switch or switch not in stapling:
         return None
     return _value(stapling[switch]).strip().lower() in ON_VALUES
@@ -169,12 +185,12 @@ def site_rows(facts: dict, status: dict, check: dict) -> list[dict]:
                                                   " of this site (no check result for it).")
         rows.append({
             "server": site.get("server"),
-            "site": names[0] if names else f"{site.get('file')}:{site.get('line')}",
+            "site": _site_label(site),
             "names": names,
             "address": endpoint.get("host") or "127.0.0.1",
             "port": endpoint.get("port") or next(iter(sorted(_ports(site))), None),
             "certificate": cert_paths[0] if cert_paths else None,
-            "stapling_configured": stapling_configured(site),
+            "stapling_configured": stapling_configured(site, facts),
             "has_ocsp_url": bool(ocsp_urls),
             "must_staple": must_staple,
             "responder_url": cert.get("responder_url"),
@@ -230,8 +246,8 @@ def previous_settings(facts: dict) -> dict[str, dict]:
         if not switch:
             continue
         entry = servers.setdefault(server, {"sites": {}, "restore_state": "absent"})
-        directive = (site.get("stapling") or {}).get(switch)
-        name = (site.get("names") or [f"{site.get('file')}:{site.get('line')}"])[0]
+        directive = site_stapling(site, facts).get(switch)
+        name = _site_label(site)
         if isinstance(directive, dict):
             entry["sites"][name] = {switch: directive.get("value"), "file": directive.get("file"),
                                     "line": directive.get("line")}

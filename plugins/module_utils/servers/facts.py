@@ -18,6 +18,21 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change import error_
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed import sites as litespeed_sites
 
 
+# ``detail`` of stapling_facts: what the runbook needs per site, or every directive.
+DETAIL_COMPACT = "compact"
+DETAIL_FULL = "full"
+DETAILS = (DETAIL_COMPACT, DETAIL_FULL)
+# The directive that switches stapling on, per server (the one a compact site always keeps).
+STAPLING_SWITCH = {"apache": "SSLUseStapling", "nginx": "ssl_stapling", "litespeed": "enableStapling"}
+# Keys a compact site drops when empty: the readers treat a missing key as empty.
+_DROP_WHEN_EMPTY = ("key", "chain", "ca", "issuer_files", "issuer_dirs")
+# Keys a compact site never carries: directive detail, and where the site itself is
+# written (the runbook addresses a site by its names and listen addresses).
+_COMPACT_DROPS = ("certificates", "stapling", "file", "line")
+# How many warnings a compact result quotes; the rest are counted.
+WARNING_EXAMPLES = 10
+
+
 def _setting_list(settings: Iterable) -> list[dict]:
     return [s.as_dict() for s in settings]
 
@@ -30,13 +45,13 @@ def _ordered(paths: Iterable[str | None]) -> list[str]:
 # --------------------------------------------------------------------------- Apache
 
 
-def apache_sites(config: dialect_apache.ApacheConfig, server: str = "apache") -> list[dict]:
+def apache_sites(config: dialect_apache.ApacheConfig, server: str = "apache", detail: str = DETAIL_FULL) -> list[dict]:
     """One entry per TLS ``<VirtualHost>``: names, listen, key material, stapling."""
     with dialect_apache.gc_paused():
-        return _apache_sites(config, server)
+        return _apache_sites(config, server, detail == DETAIL_FULL)
 
 
-def _apache_sites(config: dialect_apache.ApacheConfig, server: str) -> list[dict]:
+def _apache_sites(config: dialect_apache.ApacheConfig, server: str, full: bool = True) -> list[dict]:
     sites = []
     for vhost in config.tls_virtual_hosts():
         def paths(name: str) -> list[str]:
@@ -67,8 +82,8 @@ def _apache_sites(config: dialect_apache.ApacheConfig, server: str) -> list[dict
                 name: _setting_list(vhost.lookup_all(name))
                 for name in dialect_apache.CERTIFICATE_DIRECTIVES
                 if vhost.lookup_all(name)
-            },
-            "stapling": {name: s.as_dict() for name, s in vhost.stapling().items()},
+            } if full else None,
+            "stapling": {name: s.as_dict() for name, s in vhost.stapling().items()} if full else vhost.stapling(),
         })
     return sites
 
@@ -78,6 +93,7 @@ def describe_apache(
     root: str,
     extra_modules: Iterable[str] = (),
     server: str = "apache",
+    detail: str = DETAIL_FULL,
 ) -> tuple[dict, list[dict], list[str]]:
     """Parse the config ``detected`` points at; return (server facts, sites, warnings)."""
     facts = dict(detected)
@@ -118,14 +134,15 @@ def describe_apache(
     else:
         facts["error_logs"] = [detected["error_log"]] if detected.get("error_log") else []
     warnings.extend(config.warnings)
-    return facts, apache_sites(config, server), warnings
+    return facts, apache_sites(config, server, detail), warnings
 
 
 # --------------------------------------------------------------------------- nginx
 
 
-def nginx_sites(config: dialect_nginx.NginxConfig) -> list[dict]:
+def nginx_sites(config: dialect_nginx.NginxConfig, detail: str = DETAIL_FULL) -> list[dict]:
     """One entry per TLS ``server`` block in ``http``."""
+    full = detail == DETAIL_FULL
     sites = []
     for block in config.tls_server_blocks():
         certificates = [s.directive.args[0] for s in block.lookup_all("ssl_certificate") if s.directive.args]
@@ -152,13 +169,13 @@ def nginx_sites(config: dialect_nginx.NginxConfig) -> list[dict]:
                 name: _setting_list(block.lookup_all(name))
                 for name in dialect_nginx.CERTIFICATE_DIRECTIVES
                 if block.lookup_all(name)
-            },
-            "stapling": {name: s.as_dict() for name, s in block.stapling().items()},
+            } if full else None,
+            "stapling": {name: s.as_dict() for name, s in block.stapling().items()} if full else block.stapling(),
         })
     return sites
 
 
-def describe_nginx(detected: dict, root: str) -> tuple[dict, list[dict], list[str]]:
+def describe_nginx(detected: dict, root: str, detail: str = DETAIL_FULL) -> tuple[dict, list[dict], list[str]]:
     facts = dict(detected)
     facts.update({"config_error": None, "files_read": 0})
     if not detected.get("present"):
@@ -171,7 +188,7 @@ def describe_nginx(detected: dict, root: str) -> tuple[dict, list[dict], list[st
     facts["files_read"] = len(config.files)
     logs = config.error_logs()
     facts["error_logs"] = logs or ([detected["error_log"]] if detected.get("error_log") else [])
-    return facts, nginx_sites(config), list(config.warnings)
+    return facts, nginx_sites(config, detail), list(config.warnings)
 
 
 # --------------------------------------------------------------------------- LiteSpeed
@@ -243,6 +260,69 @@ def describe_litespeed(detected: dict, root: str) -> tuple[dict, list[dict], lis
     return facts, sites, read["warnings"]
 
 
+# --------------------------------------------------------------------------- compact
+
+
+def _compact_setting(setting) -> dict:
+    """``value``, ``file``, ``line`` (and ``inherited`` when true) of a Setting or its dict."""
+    if isinstance(setting, dict):
+        out = {"value": setting.get("value"), "file": setting.get("file"), "line": setting.get("line")}
+        inherited = bool(setting.get("inherited"))
+    else:
+        directive = setting.directive
+        out = {"value": directive.value, "file": directive.file, "line": directive.line}
+        inherited = setting.inherited
+    if inherited:
+        out["inherited"] = True
+    return out
+
+
+def compact_sites(sites: list[dict], servers: dict) -> list[dict]:
+    """The sites as the runbook reads them, and each server's inherited stapling settings.
+
+    A site keeps its names, listen, certificate, issuer sources (when any) and
+    the stapling directives set in the site itself. Settings inherited from the enclosing
+    scope (Apache's main server, nginx's ``http``) are the same for every site of that
+    server, so they are given once, in ``servers.<site's server>.stapling_inherited``;
+    :func:`site_stapling` puts the two back together. Directive detail (``args``,
+    ``conditions``, the certificate directives) and the site's own file and line are left
+    to ``detail: full``: on a 5,000-vhost cPanel host they are most of a 7 MB result.
+    """
+    out = []
+    for site in sites:
+        server = site.get("server") or ""
+        inherited = servers[server].setdefault("stapling_inherited", {}) if server in servers else {}
+        stapling = {}
+        for name, setting in (site.get("stapling") or {}).items():
+            entry = _compact_setting(setting)
+            if entry.get("inherited"):
+                inherited.setdefault(name, entry)
+            else:
+                stapling[name] = entry
+        site = {key: value for key, value in site.items()
+                if key not in _COMPACT_DROPS and not (key in _DROP_WHEN_EMPTY and not value)}
+        site["stapling"] = stapling
+        out.append(site)
+    return out
+
+
+def site_stapling(site: dict, facts: dict) -> dict:
+    """The stapling directives in force for ``site``, compact or full facts alike."""
+    inherited = ((facts or {}).get("servers") or {}).get(site.get("server") or "", {}).get("stapling_inherited") or {}
+    own = site.get("stapling") or {}
+    if not inherited:
+        return own
+    merged = dict(inherited)
+    merged.update(own)
+    return merged
+
+
+def aggregate_warnings(warnings: list[str], limit: int = WARNING_EXAMPLES) -> tuple[list[str], int]:
+    """The first ``limit`` distinct warnings and how many there were in all."""
+    distinct = list(dict.fromkeys(warnings))
+    return distinct[:limit], len(warnings)
+
+
 # --------------------------------------------------------------------------- all
 
 
@@ -258,13 +338,20 @@ def gather_facts(
     log_tail_bytes: int = error_log.DEFAULT_TAIL_BYTES,
     run_binaries: bool = True,
     runner: layouts.Runner = layouts.run_command,
+    detail: str = DETAIL_FULL,
 ) -> dict:
     """The whole ``ocsp_stapling`` facts dict for the host under ``root``.
 
     Keys: ``root``, ``cpanel``, ``servers`` (``apache``, ``nginx``, ``litespeed``),
     ``sites`` (every TLS site of every server), ``errors`` (per log: counts and newest
-    line per class) and ``warnings`` (sentences).
+    line per class), ``warnings`` (sentences), ``warnings_total`` and ``detail``.
+
+    ``detail="compact"`` (what the module returns by default) gives each site what the
+    runbook reads (see :func:`compact_sites`) and quotes the first few distinct warnings;
+    ``"full"`` gives every directive with its arguments, conditions and inheritance.
     """
+    if detail not in DETAILS:
+        raise ValueError("detail is %r; expected one of %s." % (detail, ", ".join(DETAILS)))
     warnings: list[str] = []
     cpanel = layouts.detect_cpanel(root)
     apache_detected = layouts.detect_apache(
@@ -283,13 +370,14 @@ def gather_facts(
         root,
         extra_modules=("Litespeed",) if litespeed_serves_apache else (),
         server="litespeed" if litespeed_serves_apache else "apache",
+        detail=detail,
     )
     warnings.extend(more)
     if litespeed_serves_apache:
         apache["served_by"] = "litespeed"
     else:
         apache["litespeed_files"] = []
-    nginx, nginx_site_list, more = describe_nginx(nginx_detected, root)
+    nginx, nginx_site_list, more = describe_nginx(nginx_detected, root, detail)
     warnings.extend(more)
 
     for name, facts, minimum in (("Apache", apache, "2.3.3"), ("nginx", nginx, "1.3.7")):
@@ -308,13 +396,21 @@ def gather_facts(
             error_logs.append(litespeed["error_log"])
     errors = error_log.scan_logs(error_logs, log_tail_bytes, root)
 
+    servers = {"apache": apache, "nginx": nginx, "litespeed": litespeed}
+    sites = apache_site_list + nginx_site_list + litespeed_site_list
+    warnings_total = len(warnings)
+    if detail == DETAIL_COMPACT:
+        sites = compact_sites(sites, servers)
+        warnings, warnings_total = aggregate_warnings(warnings)
     return {
         "root": root,
         "cpanel": cpanel,
-        "servers": {"apache": apache, "nginx": nginx, "litespeed": litespeed},
-        "sites": apache_site_list + nginx_site_list + litespeed_site_list,
+        "servers": servers,
+        "sites": sites,
         "errors": errors,
         "warnings": warnings,
+        "warnings_total": warnings_total,
+        "detail": detail,
     }
 
 
