@@ -58,7 +58,8 @@ PLAYBOOKS = REPO / "playbooks"
 # What a fleet run should set (docs/performance.md): pipelining halves the round trips per task.
 FAST = {"ANSIBLE_PIPELINING": "True"}
 
-FULL = {"P1": {"certificates": 1000, "delay": 0.02, "concurrency": 8}, "P2": {"vhosts": 1000}, "P3": {"sizes": (1000, 5000, 10000)}, "P4": {"hosts": 20}, "P5": {"vhosts": 1000}}
+FULL = {"P1": {"certificates": 1000, "delay": 0.02, "concurrency": 8}, "P2": {"vhosts": 1000},
+        "P3": {"sizes": (1000, 5000, 10000)}, "P4": {"hosts": 20}, "P5": {"vhosts": 1000}}
 SMOKE = {"P1": {"certificates": 6, "delay": 0.02, "concurrency": 8}, "P2": {"vhosts": 5}, "P3": {"sizes": (20, 40)}, "P4": {"hosts": 2}, "P5": {"vhosts": 5}}
 
 
@@ -68,7 +69,7 @@ SMOKE = {"P1": {"certificates": 6, "delay": 0.02, "concurrency": 8}, "P2": {"vho
 def timed(function, runs: int) -> tuple[list[float], object]:
     """Wall seconds of ``runs`` calls and the last call's return value."""
     seconds, value = [], None
-    for _ in range(runs):
+    for _run in range(runs):
         start = time.perf_counter()
         value = function()
         seconds.append(time.perf_counter() - start)
@@ -184,7 +185,7 @@ def bench_p1(size: dict, runs: int, work: Path) -> list[dict]:
         leaves = issue_leaves(pki, [r.url for r in responders], size["certificates"], work / "leaves")
         chain = pki.intermediate.cert_path
         serial, answered = timed(lambda: serial_ocsp_loop(openssl, chain, leaves), runs)
-        task, _ = timed(lambda: check_task(chain, leaves, size["concurrency"], work), runs)
+        task, _seconds = timed(lambda: check_task(chain, leaves, size["concurrency"], work), runs)
     finally:
         for responder in responders:
             responder.stop()
@@ -235,7 +236,7 @@ def bench_p2(size: dict, runs: int, work: Path) -> list[dict]:
             # Warm every vhost: nginx fetches lazily per server block, Apache per certificate.
             serial_status_loop(openssl, port, names)
             serial, stapled = timed(lambda: serial_status_loop(openssl, port, names), runs)
-            task, _ = timed(lambda: status_task(port, names, work), runs)
+            task, _seconds = timed(lambda: status_task(port, names, work), runs)
             rows.append(row("P2", f"probe {len(names)} vhosts, {server}", "serial s_client -status loop", serial,
                             "stapling_status task", task, ">= 10x", vhosts=len(names), serial_stapled=stapled))
     return rows
@@ -303,7 +304,7 @@ def fleet_runs(count: int, runs: int, work: Path) -> dict:
         host = next(iter(fleet.hosts))
         for action in ("check", "disable"):
             seconds, cpu, tasks = [], [], None
-            for _ in range(runs):
+            for _run in range(runs):
                 if action == "disable":
                     fleet.lab.responder.set_mode("down")
                 cpu_before = children_cpu()
@@ -371,7 +372,7 @@ def bench_p5(size: dict, runs: int, work: Path) -> list[dict]:
             done = play(PLAYBOOKS / "check_stapling.yml", inventory, forks=1)
             if done.returncode != 0:
                 raise RuntimeError(f"check_stapling failed:\n{done.stdout[-4000:]}")
-        checked, _ = timed(check, runs)
+        checked, _seconds = timed(check, runs)
     return [row("P5", f"check one host, Apache {len(names)} vhosts", "manual s_client + openssl ocsp loop", manual,
                 "check_stapling", checked, ">= 10x", vhosts=len(names), manual_answered_good=answered)]
 

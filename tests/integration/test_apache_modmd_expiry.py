@@ -41,8 +41,10 @@ def stored(instance) -> list[str]:
 
 
 def first_good(instance) -> object:
-    return wait_until(lambda: (lambda s: s if s.verdict == "good" else None)(probe(instance.port, SITE)),
-                      30, f"mod_md apache on {instance.port} to staple good", interval=0.2)
+    def good():
+        staple = probe(instance.port, SITE)
+        return staple if staple.verdict == "good" else None
+    return wait_until(good, 30, f"mod_md apache on {instance.port} to staple good", interval=0.2)
 
 
 @pytest.fixture
@@ -79,7 +81,7 @@ def test_mod_md_staples_its_held_response_past_next_update_and_keep_response_dro
         time.sleep(2)   # the response's lifetime is what is being waited for
     after_expiry = [s for s in seen if s[0] > expires + dt.timedelta(seconds=5)]
     assert after_expiry, seen
-    assert all(verdict == "good" and nxt == staple.next_update for _, verdict, nxt in after_expiry), seen
+    assert all(verdict == "good" and nxt == staple.next_update for _when, verdict, nxt in after_expiry), seen
 
     # A full stop/start with the default MDStaplingKeepResponse (7d): the stored, expired
     # response is loaded from MDStoreDir and stapled again, with the responder still down.

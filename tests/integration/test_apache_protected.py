@@ -106,14 +106,17 @@ def test_protected_keeps_stapling_good_through_an_outage_and_a_reload(side_by_si
     wait_until(lambda: list(protected.md_store.glob("ocsp/**/ocsp-*.json")), 10, "mod_md to store the response")
 
     lab.responder.set_mode("down")
-    failing = wait_until(lambda: (lambda s: s if s.verdict in ("error_stapled", "none") else None)(
-        probe(standard.port, SITE)), 30, "mod_ssl apache to stop stapling good", interval=0.5)
+
+    def not_good():
+        staple = probe(standard.port, SITE)
+        return staple if staple.verdict in ("error_stapled", "none") else None
+    failing = wait_until(not_good, 30, "mod_ssl apache to stop stapling good", interval=0.5)
     assert failing.verdict == "error_stapled" and failing.response_status.lower() == "trylater", failing
     assert probe(protected.port, SITE).verdict == "good"
 
     protected.graceful()   # a reload during the outage: mod_ssl would staple tryLater for every site
     wait_until(lambda: verdict_is(protected.port, "good"), 10, "mod_md apache after the graceful", interval=0.2)
-    during = [probe(protected.port, SITE) for _ in range(3)]
+    during = [probe(protected.port, SITE) for _attempt in range(3)]
     assert [s.verdict for s in during] == ["good"] * 3, during
     # Past mod_md's renew point (fetch + 20 s) with the responder still down: its failed
     # renewal never replaces the held response.
@@ -123,9 +126,11 @@ def test_protected_keeps_stapling_good_through_an_outage_and_a_reload(side_by_si
         time.sleep(2)   # the renew point comes with the response's age; probing is the check
 
     lab.responder.set_mode("good")
-    newer = wait_until(
-        lambda: (lambda s: s if s.verdict == "good" and s.next_update != first.next_update else None)(
-            probe(protected.port, SITE)), 150, "mod_md apache to staple a newer response", interval=1.0)
+
+    def newer_good():
+        staple = probe(protected.port, SITE)
+        return staple if staple.verdict == "good" and staple.next_update != first.next_update else None
+    newer = wait_until(newer_good, 150, "mod_md apache to staple a newer response", interval=1.0)
     assert newer.next_update != first.next_update
 
     back = run_role(tmp_path, dict(protected_vars(protected, tmp_path), apache_stapling_mode="standard",

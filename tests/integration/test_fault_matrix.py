@@ -11,7 +11,6 @@ guarantee to its test.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
@@ -110,7 +109,6 @@ def test_check_mode_changes_nothing_on_disk(lab, tmp_path, playbook):
     assert {**conf_digest(lab), **tree_digest(state_dir(lab))} == before, run.tail()
     servers.assert_untouched()
     assert_every_site_answers_tls(lab)
-
 
 
 # -- 6: backup directory missing or unwritable --------------------------------------------

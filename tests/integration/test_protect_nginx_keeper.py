@@ -71,7 +71,7 @@ def test_nginx_keeps_stapling_the_held_response_through_an_outage_and_a_reload(n
     nginx_lab.responder.set_mode("down")
     nginx_lab.nginx.reload()
     wait_until(lambda: nginx_lab.probe("nginx", "good").verdict == "good", 10, "nginx after the reload")
-    for _ in range(3):  # every handshake during the outage, after the reload
+    for _attempt in range(3):  # every handshake during the outage, after the reload
         assert staple_next_update(nginx_lab) == held_next
     during = keeper.refresh(force=True)
     assert not during["changed"] and not during["reload"]["ran"]
@@ -101,7 +101,7 @@ def test_a_held_response_about_to_expire_is_taken_off_before_it_expires(nginx_la
     snippet = Path(good["snippet"]).read_text()
     assert "ssl_stapling_file" not in snippet
     # nginx now fetches itself, and its responder is down: no staple at all, never the held one.
-    for _ in range(3):
+    for _attempt in range(3):
         assert nginx_lab.probe("nginx", "good").verdict == "none"
     # The responder returns: the keeper holds a new response and puts the site back on it.
     nginx_lab.responder.set_mode("good")

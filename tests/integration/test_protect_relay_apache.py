@@ -61,7 +61,7 @@ def test_apache_through_the_relay_staples_good_through_an_outage_and_a_graceful(
     lab.responder.set_mode("down")
     lab.apache.graceful()
     wait_until(lambda: lab.probe("apache", "good").handshake_ok, 20, "apache after the graceful restart")
-    for _ in range(3):
+    for _attempt in range(3):
         staple = lab.probe("apache", "good")
         assert staple.verdict == "good" and parse_openssl_time(staple.next_update) == held_next, staple
     lab.responder.set_mode("good")

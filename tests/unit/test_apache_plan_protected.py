@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import plan as apache_plan
 
-from tests.unit.test_apache_plan import MAIN, apply, conf, cpanel_tree, link, request, site, snapshot, tree, write  # noqa: F401
+from tests.unit.test_apache_plan import MAIN, apply, conf, cpanel_tree, link, request, site, snapshot, tree, write  # noqa: F401  pylint: disable=unused-import
 
 SNIPPET = "etc/apache2/conf-available/zz-ocsp-stapling.conf"
 MD_LINK = "etc/apache2/mods-enabled/md.load"
@@ -171,7 +171,6 @@ def test_cpanel_protected_writes_include_files_and_the_vhost_userdata_off(tmp_pa
     req.state, req.mode = "absent", "standard"
     apply(tmp_path, apache_plan.plan(req))
     assert snapshot(tmp_path) == before
-
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers import contract
 from tests.unit.ocsp_helpers import make_pki
 from tests.unit.test_apache_plan import site as apache_site
-from tests.unit.test_apache_plan import tree as apache_tree  # noqa: F401  (fixture)
+from tests.unit.test_apache_plan import tree as apache_tree  # noqa: F401  pylint: disable=unused-import
 from tests.unit.test_litespeed_stapling_module import COLLECTIONS, calls, make_tree as litespeed_tree
 from tests.unit.test_nginx_plan import make_tree as nginx_tree
 
