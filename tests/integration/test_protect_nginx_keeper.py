@@ -90,7 +90,8 @@ def test_a_held_response_about_to_expire_is_taken_off_before_it_expires(nginx_la
     apply(planned)
     keeper = make_keeper(nginx_lab, planned, tmp_path)
     keeper.refresh()
-    assert staple_next_update(nginx_lab)
+    # The keeper's reload only signals nginx: wait (bounded) for the new workers to answer.
+    wait_until(lambda: nginx_lab.probe("nginx", "good").verdict == "good", 10, "nginx on the held response")
     state = keeper.read_state("good.lab.test")
     nginx_lab.responder.set_mode("down")
     # The keeper runs 30 s before nextUpdate with the responder still down: inside the margin.
@@ -100,13 +101,16 @@ def test_a_held_response_about_to_expire_is_taken_off_before_it_expires(nginx_la
     assert result["reload"]["ok"] and good["served"] == "fetch"
     snippet = Path(good["snippet"]).read_text()
     assert "ssl_stapling_file" not in snippet
-    # nginx now fetches itself, and its responder is down: no staple at all, never the held one.
+    # nginx now fetches itself, and its responder is down: no staple at all, never the held one
+    # (once the reload's new workers answer: the keeper takes the file off well before expiry).
+    wait_until(lambda: nginx_lab.probe("nginx", "good").verdict == "none", 10, "nginx off the held response")
     for _attempt in range(3):
         assert nginx_lab.probe("nginx", "good").verdict == "none"
     # The responder returns: the keeper holds a new response and puts the site back on it.
     nginx_lab.responder.set_mode("good")
     back = keeper.refresh(force=True)
     assert next(e for e in back["certificates"] if e["name"] == "good.lab.test")["served"] == "file"
+    wait_until(lambda: nginx_lab.probe("nginx", "good").verdict == "good", 10, "nginx back on a held response")
     assert staple_next_update(nginx_lab) >= state["next_update"]
 
 

@@ -65,7 +65,8 @@ def test_check_stapling_job_through_ansible_runner(apache_lab, tmp_path):
     assert not run.stats["failures"] and not run.stats["dark"], run.stats
 
     events = list(run.events)
-    assert events[0]["event"] == "playbook_on_start" and events[-1]["event"] == "playbook_on_stats"
+    assert events[0]["event"] == "playbook_on_start" and events[-1]["event"] == "playbook_on_stats", [
+        (e["event"], e.get("stdout")) for e in events[:3]]
     ok = [e["event_data"] for e in events if e["event"] == "runner_on_ok"]
 
     # Read-only: no task on the web host changed anything.
