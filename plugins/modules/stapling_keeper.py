@@ -129,6 +129,16 @@ options:
     description: Run after a new response or a snippet change (nginx C(-s reload)); a list, or a string split like a shell.
     type: raw
     default: []
+  pid_file:
+    description:
+      - The server's pid file (nginx's C(pid)). After a reload the keeper waits until the master's
+        workers from before it have exited, since until then they serve the previous stapling
+        file; without it the reload is reported as soon as the command returns.
+    type: path
+  settle_timeout:
+    description: The longest wait, seconds, for the previous workers to exit after a reload (see O(pid_file)).
+    type: float
+    default: 30
 notes:
   - "The response files are written with mode C(0644): OCSP responses are public."
 seealso:
@@ -168,7 +178,10 @@ certificates:
   type: list
   elements: dict
 reload:
-  description: The configtest and reload run after a change (C(ran), C(ok), C(configtest), C(reload), C(error)).
+  description:
+    - The configtest and reload run after a change (C(ran), C(ok), C(configtest), C(reload), C(error)).
+    - C(settled) is true once the workers from before the reload have exited (null without O(pid_file)),
+      and C(warning) says which were still running after O(settle_timeout).
   returned: when O(action=refresh)
   type: dict
 protected_until:
@@ -214,11 +227,14 @@ ARGUMENT_SPEC = dict(
     backoff_cap=dict(type="float", default=3600),
     configtest_command=dict(type="raw", default=[]),
     reload_command=dict(type="raw", default=[]),
+    pid_file=dict(type="path"),
+    settle_timeout=dict(type="float", default=30),
 )
 
 
 def keeper_config(params: dict) -> dict:
-    config = {key: params[key] for key in ("certificates", "state_dir", "openssl", "timeout", "backoff_cap")}
+    config = {key: params[key] for key in ("certificates", "state_dir", "openssl", "timeout", "backoff_cap",
+                                           "pid_file", "settle_timeout")}
     for key in ("configtest_command", "reload_command"):
         config[key] = split_command(params[key]) or []
     return config
@@ -228,7 +244,8 @@ def run(params: dict, check_mode: bool) -> dict:
     config = keeper_config(params)
     keeper = Keeper(config["certificates"], state_dir=config["state_dir"], openssl=config["openssl"],
                     timeout=config["timeout"], configtest_command=config["configtest_command"],
-                    reload_command=config["reload_command"], backoff_cap=config["backoff_cap"])
+                    reload_command=config["reload_command"], backoff_cap=config["backoff_cap"],
+                    pid_file=config["pid_file"], settle_timeout=config["settle_timeout"])
     result = {"changed": False}
     if params["config_path"]:
         text = json.dumps(config, indent=2, sort_keys=True) + "\n"
@@ -274,6 +291,8 @@ def main() -> None:
                              f"{module.params['state_dir']} and the certificate paths, then run again.",
                          exception=traceback.format_exc())
     reload_result = result.get("reload") or {}
+    if reload_result.get("warning"):
+        module.warn(reload_result["warning"])
     if reload_result.get("ran") and not reload_result.get("ok"):
         module.fail_json(msg=reload_result["error"], **result)
     module.exit_json(**result)

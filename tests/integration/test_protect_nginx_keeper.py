@@ -34,7 +34,7 @@ def make_keeper(lab, planned, tmp_path, **extra) -> Keeper:
     commands = lab.nginx.commands()
     return Keeper(planned["keeper_certificates"], state_dir=str(tmp_path / "keeper-state"), timeout=3, rand=0.0,
                   configtest_command=shlex.split(commands["configtest"]),
-                  reload_command=shlex.split(commands["reload"]), **extra)
+                  reload_command=shlex.split(commands["reload"]), pid_file=str(lab.nginx.pid_file), **extra)
 
 
 def staple_next_update(lab, site="good") -> float:
@@ -89,9 +89,8 @@ def test_a_held_response_about_to_expire_is_taken_off_before_it_expires(nginx_la
     planned = protected_plan(nginx_lab)
     apply(planned)
     keeper = make_keeper(nginx_lab, planned, tmp_path)
-    keeper.refresh()
-    # The keeper's reload only signals nginx: wait (bounded) for the new workers to answer.
-    wait_until(lambda: nginx_lab.probe("nginx", "good").verdict == "good", 10, "nginx on the held response")
+    assert keeper.refresh()["reload"]["settled"] is True
+    assert nginx_lab.probe("nginx", "good").verdict == "good"
     state = keeper.read_state("good.lab.test")
     nginx_lab.responder.set_mode("down")
     # The keeper runs 30 s before nextUpdate with the responder still down: inside the margin.
@@ -99,18 +98,20 @@ def test_a_held_response_about_to_expire_is_taken_off_before_it_expires(nginx_la
     result = late.refresh()
     good = next(entry for entry in result["certificates"] if entry["name"] == "good.lab.test")
     assert result["reload"]["ok"] and good["served"] == "fetch"
+    assert result["reload"]["settled"] is True, result["reload"]
     snippet = Path(good["snippet"]).read_text()
     assert "ssl_stapling_file" not in snippet
-    # nginx now fetches itself, and its responder is down: no staple at all, never the held one
-    # (once the reload's new workers answer: the keeper takes the file off well before expiry).
-    wait_until(lambda: nginx_lab.probe("nginx", "good").verdict == "none", 10, "nginx off the held response")
-    for _attempt in range(3):
+    # The keeper reports the switch once the workers from before its reload are gone: from the
+    # first handshake on, nginx fetches itself and its responder is down, so no staple at all,
+    # never the held one.
+    for _attempt in range(4):
         assert nginx_lab.probe("nginx", "good").verdict == "none"
     # The responder returns: the keeper holds a new response and puts the site back on it.
     nginx_lab.responder.set_mode("good")
     back = keeper.refresh(force=True)
     assert next(e for e in back["certificates"] if e["name"] == "good.lab.test")["served"] == "file"
-    wait_until(lambda: nginx_lab.probe("nginx", "good").verdict == "good", 10, "nginx back on a held response")
+    assert back["reload"]["settled"] is True
+    assert nginx_lab.probe("nginx", "good").verdict == "good"
     assert staple_next_update(nginx_lab) >= state["next_update"]
 
 

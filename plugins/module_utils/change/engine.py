@@ -53,6 +53,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change.managed_block
     decode,
     encode,
 )
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.processes import pid_alive, read_pid
 
 #: Error-log lines that mean the server did not survive the reload (or cannot staple at
 #: all): AH00020 "Configuration Failed, exiting", AH01872 "Could not initialize stapling
@@ -420,35 +421,6 @@ class CandidateTree:
 
 
 # --------------------------------------------------------------------------- verify
-
-def read_pid(pid_file: str | None) -> int | None:
-    if not pid_file:
-        return None
-    try:
-        with open(pid_file) as handle:
-            text = handle.read().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True while ``pid`` exists and is not a zombie (a killed parent lingers as Z)."""
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            stat = handle.read()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
 
 def log_size(path: str | None) -> int:
     if not path:

@@ -21,7 +21,10 @@ a certificate may name a ``snippet``: the keeper writes there either the
 ``ssl_stapling_file`` lines (a valid response is held) or the fallback lines (the held
 response is within :func:`.policy.expiry_margin` of nextUpdate, or nothing is held), then
 runs ``configtest_command`` and ``reload_command``. A snippet change nginx rejects is
-put back.
+put back. A reload only signals nginx, and until the previous worker generation has
+handled it those workers keep serving the old file: with ``pid_file`` the keeper waits
+(at most ``settle_timeout`` seconds) until the master's workers from before the reload
+have exited, so a switch it reports is in effect.
 
 Run from a timer with the collection on ``PYTHONPATH``: ``python3 -m
 ansible_collections.ocsp.stapling.plugins.module_utils.protect.keeper --config
@@ -41,6 +44,7 @@ import tempfile
 import time
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.atomic_write import write_atomic
+from ansible_collections.ocsp.stapling.plugins.module_utils.change.processes import read_pid, wait_gone, workers
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import fetch as ocsp_fetch
 from ansible_collections.ocsp.stapling.plugins.module_utils.protect import nginx_snippet, policy
 from ansible_collections.ocsp.stapling.plugins.module_utils.protect.certid import (
@@ -50,6 +54,7 @@ DEFAULT_STATE_DIR = "/var/lib/ocsp-stapling/keeper"
 DEFAULT_OPENSSL = "openssl"
 DEFAULT_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_SETTLE_TIMEOUT = 30.0
 STATE_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TIME_FIELDS = ("This Update", "Next Update", "Produced At")
@@ -137,8 +142,11 @@ class Keeper:
     def __init__(self, certificates: list[dict], state_dir: str = DEFAULT_STATE_DIR,
                  openssl: str = DEFAULT_OPENSSL, timeout: float = DEFAULT_TIMEOUT,
                  configtest_command: list[str] | None = None, reload_command: list[str] | None = None,
-                 backoff_cap: float = policy.BACKOFF_CAP, clock=time.time, rand=None):
+                 backoff_cap: float = policy.BACKOFF_CAP, clock=time.time, rand=None,
+                 pid_file: str | None = None, settle_timeout: float = DEFAULT_SETTLE_TIMEOUT):
         self.state_dir = state_dir
+        self.pid_file = pid_file
+        self.settle_timeout = settle_timeout
         self.openssl = openssl
         self.timeout = timeout
         self.configtest_command = configtest_command or []
@@ -386,13 +394,29 @@ class Keeper:
                                               + result["configtest"]["output"][-500:])
                 return result
         if self.reload_command:
+            previous = workers(read_pid(self.pid_file))
             reload_ = subprocess.run(self.reload_command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                      timeout=60, check=False)
             result["reload"] = {"rc": reload_.returncode, "output": (reload_.stdout + reload_.stderr)[-2000:]}
             if reload_.returncode != 0:
                 result.update(ok=False, error=f"the reload command exited {reload_.returncode}: "
                                               + result["reload"]["output"][-500:])
+                return result
+            self._settle(previous, result)
         return result
+
+    def _settle(self, previous: set, result: dict) -> None:
+        """Wait for the workers from before the reload to exit; say so when they outlive the wait."""
+        if not self.pid_file:
+            result["settled"] = None
+            return
+        left = wait_gone(previous, self.settle_timeout)
+        result["settled"] = not left
+        if left:
+            result["warning"] = (f"nginx was reloaded, but {len(left)} worker(s) from before the reload "
+                                 f"(pids {', '.join(map(str, left))}) were still running after {self.settle_timeout:g} s "
+                                 "and serve the previous stapling file until they exit; long-lived connections "
+                                 "keep them: set worker_shutdown_timeout in nginx.conf to bound that.")
 
 
 def load_config(path: str) -> dict:
@@ -408,7 +432,9 @@ def keeper_from_config(config: dict) -> Keeper:
     return Keeper(config["certificates"], state_dir=config.get("state_dir") or DEFAULT_STATE_DIR,
                   openssl=config.get("openssl") or DEFAULT_OPENSSL, timeout=float(config.get("timeout") or DEFAULT_TIMEOUT),
                   configtest_command=config.get("configtest_command"), reload_command=config.get("reload_command"),
-                  backoff_cap=float(config.get("backoff_cap") or policy.BACKOFF_CAP))
+                  backoff_cap=float(config.get("backoff_cap") or policy.BACKOFF_CAP),
+                  pid_file=config.get("pid_file"),
+                  settle_timeout=float(config.get("settle_timeout") or DEFAULT_SETTLE_TIMEOUT))
 
 
 def main(argv: list[str] | None = None) -> int:
