@@ -60,7 +60,7 @@ FAST = {"ANSIBLE_PIPELINING": "True"}
 
 FULL = {"P1": {"certificates": 1000, "delay": 0.02, "concurrency": 8}, "P2": {"vhosts": 1000},
         "P3": {"sizes": (1000, 5000, 10000)}, "P4": {"hosts": 20}, "P5": {"vhosts": 1000}}
-SMOKE = {"P1": {"certificates": 6, "delay": 0.02, "concurrency": 8}, "P2": {"vhosts": 5}, "P3": {"sizes": (20, 40)}, "P4": {"hosts": 2}, "P5": {"vhosts": 5}}
+SMOKE = {"P1": {"certificates": 6, "delay": 0.02, "concurrency": 8}, "P2": {"vhosts": 5}, "P3": {"sizes": (20, 40)}, "P4": {"hosts": 1}, "P5": {"vhosts": 5}}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -318,7 +318,7 @@ def fleet_runs(count: int, runs: int, work: Path) -> dict:
                 counts = recap(done.stdout).get(host, {})
                 # ok counts the changed tasks too.
                 tasks = counts.get("ok", 0) + counts.get("skipped", 0)
-                if action == "disable":
+                if action == "disable" and _run < runs - 1:
                     # Back to stapling on for the next run: the operator's enable, forced.
                     fleet.lab.responder.set_mode("good")
                     back = play(PLAYBOOKS / "enable_stapling.yml", inventory, forks=count, extra_vars={"force": True})
@@ -330,7 +330,9 @@ def fleet_runs(count: int, runs: int, work: Path) -> dict:
 
 def bench_p4(size: dict, runs: int, work: Path) -> list[dict]:
     one = fleet_runs(1, runs, work)
-    many = fleet_runs(size["hosts"], runs, work)
+    # The smoke size is one host: the run measured is the baseline run (ratio 1), so the
+    # part still plays check and disable for real at a third of the cost.
+    many = one if size["hosts"] == 1 else fleet_runs(size["hosts"], runs, work)
     rows = []
     for action in ("check", "disable"):
         result = row("P4", f"{action}_stapling, 1 vs {size['hosts']} hosts, forks {size['hosts']}",

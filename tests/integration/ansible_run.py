@@ -31,6 +31,7 @@ class AnsibleRunError(AssertionError):
 def ansible_env(extra: dict | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
+    env.setdefault("ANSIBLE_CONFIG", str(REPO / "tests" / "ansible.cfg"))
     env.update({
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
