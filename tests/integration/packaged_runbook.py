@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.integration.test_runbook_enable_tune import Run, play
+from tests.integration.runbook_play import Run, play
 from tests.lab.lab import Lab
 from tests.lab.packaged import tree_digest
 from tests.lab.processes import LabError, wait_until

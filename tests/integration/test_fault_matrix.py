@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_runbook_enable_tune import conf_digest, play, start_lab
+from tests.integration.runbook_play import conf_digest, play, start_lab
 from tests.lab.lab import Lab
 
 
