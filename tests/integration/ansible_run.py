@@ -6,14 +6,17 @@
 
 ansible-core has no JSON stdout callback of its own (``json`` lives in ansible.posix) and
 its ``tree`` callback is deprecated (and drops ``failed``), so :func:`run_module` plays a
-one-task playbook that registers the result and copies it to a JSON file. The collection is found through
+one-task playbook that registers the result and prints it with ``debug`` (a controller-side
+action, no second module run on the host), and reads it back from the output's JSON. The collection is found through
 ``ANSIBLE_COLLECTIONS_PATH`` (set by tests/conftest.py); the module runs with this venv's
 Python so the test sees exactly the code in the checkout.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -22,6 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 COLLECTIONS = REPO / ".cache" / "collections"
+# run_module prints the registered result after this mark, base64-encoded JSON.
+RESULT_MARK = "ocsp-stapling-test-result:"
 
 
 class AnsibleRunError(AssertionError):
@@ -53,7 +58,6 @@ def run_module(module: str, args: dict, *, check: bool = False, timeout: float =
     ``ignore_errors``). Raises :class:`AnsibleRunError` when Ansible produced no result.
     """
     with tempfile.TemporaryDirectory(prefix="ansible-run-") as tmp:
-        out = Path(tmp) / "result.json"
         playbook = Path(tmp) / "run.yml"
         # JSON is YAML: no quoting surprises for the module's arguments.
         playbook.write_text(json.dumps([{
@@ -62,17 +66,18 @@ def run_module(module: str, args: dict, *, check: bool = False, timeout: float =
             "tasks": [
                 {"name": f"Run {module}", module: args, "register": "__run_module_result",
                  "ignore_errors": True},
-                {"name": "Save the result", "ansible.builtin.copy": {
-                    "content": "{{ __run_module_result | to_json }}", "dest": str(out)},
-                 "check_mode": False},
+                {"name": "Print the result", "ansible.builtin.debug": {
+                    "msg": RESULT_MARK + "{{ __run_module_result | to_json | b64encode }}"}},
             ],
         }], indent=2))
-        completed = run_playbook(playbook, check=check, timeout=timeout, env=env)
-        if not out.exists():
+        completed = run_playbook(playbook, check=check, timeout=timeout,
+                                 env=dict({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}, **(env or {})))
+        encoded = re.search(re.escape(RESULT_MARK) + r"([A-Za-z0-9+/=]+)", completed.stdout)
+        if not encoded:
             raise AnsibleRunError(f"ansible-playbook running {module} returned no result "
                                   f"(exit {completed.returncode}):\n{completed.stdout[-3000:]}\n"
                                   f"{completed.stderr[-3000:]}")
-        result = json.loads(out.read_text())
+        result = json.loads(base64.b64decode(encoded.group(1)))
         result["_rc"] = completed.returncode
         result["_stderr"] = completed.stderr
         return result
