@@ -18,64 +18,18 @@ requests for the same certificate made with the same hash algorithm have the sam
 """
 from __future__ import annotations
 
-SEQUENCE, OCTET_STRING, INTEGER, OID = 0x30, 0x04, 0x02, 0x06
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.der import (
+    INTEGER, OCTET_STRING, OID, SEQUENCE, DERError, children, oid_text, read_tlv)
+
 MAX_DEPTH_ITEMS = 64
 
 
-class CertIDError(ValueError):
+class CertIDError(DERError):
     """The bytes are not a DER OCSP request this reader understands."""
 
 
-def _read_tlv(data: bytes, offset: int) -> tuple[int, int, int]:
-    """(tag, start of contents, end of contents) of the element at ``offset``."""
-    if offset + 2 > len(data):
-        raise CertIDError(f"truncated DER at byte {offset}")
-    tag = data[offset]
-    if tag & 0x1F == 0x1F:
-        raise CertIDError(f"multi-byte DER tags are not used in OCSP requests (byte {offset})")
-    first = data[offset + 1]
-    start = offset + 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4:
-            raise CertIDError(f"unsupported DER length encoding at byte {offset}")
-        if start + count > len(data):
-            raise CertIDError(f"truncated DER length at byte {offset}")
-        length = int.from_bytes(data[start:start + count], "big")
-        start += count
-    end = start + length
-    if end > len(data):
-        raise CertIDError(f"DER element at byte {offset} claims {length} bytes, only {len(data) - start} left")
-    return tag, start, end
-
-
-def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
-    items = []
-    offset = start
-    while offset < end:
-        tag, cstart, cend = _read_tlv(data, offset)
-        items.append((tag, cstart, cend))
-        offset = cend
-        if len(items) > MAX_DEPTH_ITEMS:
-            raise CertIDError("too many elements for an OCSP request")
-    if offset != end:
-        raise CertIDError("DER element overruns its parent")
-    return items
-
-
-def _oid_text(raw: bytes) -> str:
-    if not raw:
-        raise CertIDError("empty OID")
-    parts = [raw[0] // 40, raw[0] % 40] if raw[0] < 80 else [2, raw[0] - 80]
-    value = 0
-    for byte in raw[1:]:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            parts.append(value)
-            value = 0
-    return ".".join(str(part) for part in parts)
+def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    return children(data, start, end, limit=MAX_DEPTH_ITEMS)
 
 
 def parse_certid(data: bytes, start: int, end: int) -> dict:
@@ -90,7 +44,7 @@ def parse_certid(data: bytes, start: int, end: int) -> dict:
     serial = data[fields[3][1]:fields[3][2]]
     # DER INTEGERs carry a leading 00 when the high bit is set; the key uses the magnitude.
     serial = serial.lstrip(b"\x00") or b"\x00"
-    return {"hash_oid": _oid_text(data[algorithm[0][1]:algorithm[0][2]]),
+    return {"hash_oid": oid_text(data[algorithm[0][1]:algorithm[0][2]]),
             "issuer_name_hash": data[fields[1][1]:fields[1][2]].hex(),
             "issuer_key_hash": data[fields[2][1]:fields[2][2]].hex(),
             "serial": serial.hex()}
@@ -102,7 +56,16 @@ def certid_key(certid: dict) -> str:
 
 def request_certids(request_der: bytes) -> list[dict]:
     """Every CertID in a DER OCSPRequest, in order; raises :class:`CertIDError`."""
-    tag, start, end = _read_tlv(request_der, 0)
+    try:
+        return _request_certids(request_der)
+    except CertIDError:
+        raise
+    except DERError as exc:
+        raise CertIDError(str(exc)) from None
+
+
+def _request_certids(request_der: bytes) -> list[dict]:
+    tag, start, end = read_tlv(request_der, 0)
     if tag != SEQUENCE or end != len(request_der):
         raise CertIDError("an OCSP request is one DER SEQUENCE")
     outer = _children(request_der, start, end)
@@ -113,7 +76,7 @@ def request_certids(request_der: bytes) -> list[dict]:
     if not lists:
         raise CertIDError("the OCSP request has no requestList")
     certids = []
-    for tag, rstart, rend in _children(request_der, lists[0][1], lists[0][2]):
+    for tag, rstart, rend, _offset in _children(request_der, lists[0][1], lists[0][2]):
         if tag != SEQUENCE:
             raise CertIDError("a requestList entry is not a SEQUENCE")
         inner = _children(request_der, rstart, rend)

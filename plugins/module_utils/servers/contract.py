@@ -27,7 +27,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import
     VerifySpec,
     apply_plan,
 )
-from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx.plan import certificate_info, read_chain
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.der import certificate_info, read_chain
 
 SERVERS = ("apache", "nginx", "litespeed")
 #: ``restored`` gives back exactly what a disable replaced; ``absent`` also removes what

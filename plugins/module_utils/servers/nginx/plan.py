@@ -49,6 +49,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx.config
     parse_text,
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.managed_block import decode
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.der import certificate_info, pem_blocks, read_chain
 from ansible_collections.ocsp.stapling.plugins.module_utils.protect import nginx_snippet
 
 #: Directives the role manages, in the order they are rendered.
@@ -65,7 +66,6 @@ COMPRESSION_FATAL_FROM = (1, 29, 3)
 _REPLACED = re.compile(r"^([ \t]*)" + re.escape(REPLACED_PREFIX) + r"(.*?)(\r?\n)?$", re.DOTALL)
 _IGNORED = re.compile(r'"ssl_stapling" ignored, (?P<what>.+?) (?:in the certificate|for certificate) '
                       r'"(?P<cert>[^"]+)"')
-_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s+.+?-----END CERTIFICATE-----", re.DOTALL)
 
 
 class PlanError(Exception):
@@ -111,87 +111,6 @@ def replaced_line(line: str) -> str:
 
 
 # --------------------------------------------------------------------------- certificates (DER, stdlib)
-
-_OID_AIA = bytes.fromhex("2b06010505070101")
-_OID_TLSFEATURE = bytes.fromhex("2b06010505070118")
-_OID_OCSP = bytes.fromhex("2b06010505073001")
-_OID_CN = bytes.fromhex("550403")
-
-
-def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, content start, content end) of the DER element at ``pos``."""
-    tag = data[pos]
-    length = data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        length = int.from_bytes(data[pos:pos + count], "big")
-        pos += count
-    if pos + length > len(data):
-        raise ValueError("truncated DER")
-    return tag, pos, pos + length
-
-
-def _items(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
-    """Children of a constructed element: (tag, start, end, element start)."""
-    out = []
-    pos = start
-    while pos < end:
-        tag, cstart, cend = _tlv(data, pos)
-        out.append((tag, cstart, cend, pos))
-        pos = cend
-    return out
-
-
-def pem_blocks(data: bytes) -> list[bytes]:
-    return [m.group(0) + b"\n" for m in _PEM.finditer(data)]
-
-
-def _der(pem: bytes) -> bytes:
-    body = b"".join(line.strip() for line in pem.splitlines() if line and not line.startswith(b"-----"))
-    return base64.b64decode(body)
-
-
-def certificate_info(pem: bytes) -> dict[str, Any]:
-    """Issuer and subject (DER), common name, OCSP URLs and Must-Staple of one PEM certificate."""
-    der = _der(pem)
-    _tag, start, end = _tlv(der, 0)
-    tbs = _items(der, start, end)[0]
-    fields = _items(der, tbs[1], tbs[2])
-    if fields and fields[0][0] == 0xA0:  # [0] version
-        fields = fields[1:]
-    issuer, subject = fields[2], fields[4]
-    info: dict[str, Any] = {"issuer": der[issuer[3]:issuer[2]], "subject": der[subject[3]:subject[2]],
-                            "common_name": None, "ocsp_urls": [], "must_staple": False}
-    for rdn in _items(der, subject[1], subject[2]):
-        for attribute in _items(der, rdn[1], rdn[2]):
-            parts = _items(der, attribute[1], attribute[2])
-            if len(parts) == 2 and der[parts[0][1]:parts[0][2]] == _OID_CN:
-                info["common_name"] = der[parts[1][1]:parts[1][2]].decode("utf-8", "replace")
-    for tag, cstart, cend, _pos in fields:
-        if tag != 0xA3:
-            continue
-        extensions = _items(der, cstart, cend)[0]
-        for ext in _items(der, extensions[1], extensions[2]):
-            parts = _items(der, ext[1], ext[2])
-            oid = der[parts[0][1]:parts[0][2]]
-            value = parts[-1]
-            inner = _items(der, value[1], value[2])[0]
-            if oid == _OID_AIA:
-                for access in _items(der, inner[1], inner[2]):
-                    method, name = _items(der, access[1], access[2])[:2]
-                    if der[method[1]:method[2]] == _OID_OCSP and name[0] == 0x86:
-                        info["ocsp_urls"].append(der[name[1]:name[2]].decode("ascii", "replace"))
-            elif oid == _OID_TLSFEATURE:
-                features = [int.from_bytes(der[i[1]:i[2]], "big") for i in _items(der, inner[1], inner[2])]
-                info["must_staple"] = 5 in features  # status_request
-    return info
-
-
-def read_chain(path: str) -> list[bytes]:
-    with open(path, "rb") as handle:
-        return pem_blocks(handle.read())
-
 
 def build_trusted(chain: list[bytes], bundle: list[bytes]) -> tuple[bytes | None, str]:
     """The CA certificates nginx needs in ``ssl_trusted_certificate`` to verify responses:
