@@ -134,6 +134,20 @@ def test_an_unknown_server_or_option_is_explained():
         contract.apply({"server": "nginx", "state": "enabled", "options": {"layout": "debian"}})
 
 
+@pytest.mark.parametrize("server", ["apache", "nginx", "litespeed"])
+def test_a_dialect_that_refuses_before_planning_answers_in_the_one_schema(server, tmp_path):
+    params = {"server": server, "state": "disabled", "options": {"no_such_option": 1}}
+    if server == "litespeed":       # LiteSpeed's own planning error: no server at that root
+        params["options"] = {"server_root": str(tmp_path / "no-lsws")}
+    with pytest.raises(contract.ContractError) as caught:
+        contract.apply(params)
+    result = caught.value.result
+    assert set(result) == SCHEMA, sorted(set(result) ^ SCHEMA)
+    assert result["server"] == server and result["problems"] == [caught.value.message]
+    assert not result["changed"] and result["configtest"] == {"ran": False}
+    assert ("no_such_option" if server != "litespeed" else "no-lsws") in caught.value.message
+
+
 def test_configtest_fail_patterns_fail_a_configtest_that_exits_0(tmp_path):
     target = tmp_path / "site.conf"
     target.write_text("old\n")

@@ -195,6 +195,19 @@ def result(plan: ServerPlan, change: dict[str, Any] | None, problems: list[str] 
     }
 
 
+def unplanned(server: str, state: str, problem: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one result schema for a dialect that refused before it had a plan: nothing ran,
+    nothing changed; ``details`` (what the dialect had found) is reported as ``plan``."""
+    return {
+        "server": server, "state": state, "changed": False, "files": [], "changed_files": [], "links": [],
+        "backup_dir": None, "configtest": {"ran": False}, "reload": {"ran": False},
+        "verification": {"ran": False, "ok": None, "problem": None, "fatal_lines": [], "warning_lines": [],
+                         "last_lines": []},
+        "rolled_back": False, "endpoints": [], "sites": [], "plan": dict(details or {}),
+        "forced_must_staple_sites": [], "problems": [problem], "warnings": [],
+    }
+
+
 def apply(params: dict[str, Any], check_mode: bool = False, diff: bool = False,
           runner: Callable | None = None) -> dict[str, Any]:
     """Plan ``params['state']`` with ``params['server']``'s dialect, guard, apply, report.
@@ -204,7 +217,13 @@ def apply(params: dict[str, Any], check_mode: bool = False, diff: bool = False,
     """
     module = dialect(params["server"])
     params = dict(params, _check_mode=check_mode, _diff=diff)
-    plan: ServerPlan = module.plan(params)
+    try:
+        plan: ServerPlan = module.plan(params)
+    except ContractError as exc:
+        # Whatever the dialect found before it refused stays under ``plan``; the result
+        # has the one schema like every other.
+        exc.result = unplanned(params["server"], params["state"], exc.message, exc.result)
+        raise
     if plan.problems:
         raise ContractError(f"{plan.server} stapling was not changed: {' | '.join(plan.problems)}",
                             result(plan, None))
