@@ -212,7 +212,6 @@ warnings:
   elements: str
 """
 
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -222,6 +221,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache.plan 
     PlanError,
     plan,
 )
+from ansible_collections.ocsp.stapling.plugins.module_utils.module_main import run_or_fail
 
 ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=["enabled", "disabled", "restored", "absent"], required=True),
@@ -258,13 +258,9 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = dict(module.params)
     params["resilient"] = params["resilient"] or dict(RESILIENT)
-    try:
-        result = plan(ApachePlanRequest(**params))
-    except PlanError as exc:
-        module.fail_json(msg=str(exc))
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="Planning the Apache stapling change stopped on an unexpected error: %s. "
-                             "Nothing was changed." % exc, exception=traceback.format_exc())
+    result = run_or_fail(module, lambda: plan(ApachePlanRequest(**params)), (PlanError,),
+                         "Planning the Apache stapling change stopped on an unexpected error: {error}. "
+                         "Nothing was changed.")
     for warning in result["warnings"]:
         module.warn(warning)
     module.exit_json(changed=False, **result)

@@ -344,10 +344,8 @@ diff:
   elements: dict
 """
 
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.argspec import ENDPOINT_SPEC
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.config import (
@@ -358,6 +356,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.ch
     LiteSpeedChangeError,
     LiteSpeedStaplingChange,
 )
+from ansible_collections.ocsp.stapling.plugins.module_utils.module_main import finish, run_or_fail
 
 ARGUMENT_SPEC = dict(
     server_root=dict(type="path", default="/usr/local/lsws"),
@@ -387,20 +386,17 @@ ARGUMENT_SPEC = dict(
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     change = LiteSpeedStaplingChange(module.params, check_mode=module.check_mode, diff=module._diff)
-    try:
-        result = change.run()
-    except LiteSpeedChangeError as exc:
-        for warning in change.warnings:
-            module.warn(warning)
-        module.fail_json(msg=exc.message, **exc.result)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="Unexpected error while changing LiteSpeed's stapling settings: %s. "
-                             "The files may or may not have been changed; compare them with the "
-                             "backup under %s before retrying." % (to_native(exc), module.params["backup_dir"]),
-                         exception=traceback.format_exc())
-    for warning in change.warnings:
-        module.warn(warning)
-    module.exit_json(**result)
+    def run() -> dict:
+        try:
+            return change.run()
+        finally:
+            for warning in change.warnings:
+                module.warn(warning)
+    result = run_or_fail(module, run, (LiteSpeedChangeError,),
+                         "Unexpected error while changing LiteSpeed's stapling settings: {error}. The files may "
+                         "or may not have been changed; compare them with the backup under "
+                         f"{module.params['backup_dir']} before retrying.")
+    finish(module, result)
 
 
 if __name__ == "__main__":

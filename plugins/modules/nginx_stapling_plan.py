@@ -215,13 +215,13 @@ nginx_version:
   type: str
 """
 
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import split_command
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx.preflight import plan_and_check
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx.plan import PlanError
+from ansible_collections.ocsp.stapling.plugins.module_utils.module_main import run_or_fail
 
 ARGUMENT_SPEC = dict(
     config=dict(type="path", default="/etc/nginx/nginx.conf"),
@@ -253,13 +253,9 @@ def main() -> None:
     if argv:
         _rc, out, err = module.run_command(argv, environ_update=p["environment"])
         version = (out + err).strip()
-    try:
-        result = plan_and_check(p, version)
-    except PlanError as exc:
-        module.fail_json(msg=str(exc))
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg=f"Planning the nginx stapling change stopped on an unexpected error: {exc}. "
-                             f"Nothing was changed.", exception=traceback.format_exc())
+    result = run_or_fail(module, lambda: plan_and_check(p, version), (PlanError,),
+                         "Planning the nginx stapling change stopped on an unexpected error: {error}. "
+                         "Nothing was changed.")
     for warning in result["plan_warnings"]:
         module.warn(warning)
     module.exit_json(changed=False, **result)

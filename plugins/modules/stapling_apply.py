@@ -143,7 +143,6 @@ problems:
   elements: str
 """
 
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -155,6 +154,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.servers.contract imp
     ContractError,
     apply,
 )
+from ansible_collections.ocsp.stapling.plugins.module_utils.module_main import finish, run_or_fail
 
 ARGUMENT_SPEC = dict(
     server=dict(type="str", choices=list(SERVERS), required=True),
@@ -171,20 +171,11 @@ ARGUMENT_SPEC = dict(
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        result = apply(module.params, check_mode=module.check_mode, diff=module._diff)
-    except (ContractError, ChangeError) as exc:
-        result = dict(exc.result)
-        for warning in result.pop("warnings", []):
-            module.warn(warning)
-        module.fail_json(msg=exc.message, **result)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg=f"stapling_apply stopped on an unexpected error: {exc}. Look in "
-                             f"{module.params['backup_dir']} for a backup made by this run.",
-                         exception=traceback.format_exc())
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    result = run_or_fail(module, lambda: apply(module.params, check_mode=module.check_mode, diff=module._diff),
+                         (ContractError, ChangeError),
+                         "stapling_apply stopped on an unexpected error: {error}. Look in "
+                         f"{module.params['backup_dir']} for a backup made by this run.")
+    finish(module, result)
 
 
 if __name__ == "__main__":

@@ -209,7 +209,6 @@ warnings_list:
   elements: str
 """
 
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -219,6 +218,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import
     StaplingChange,
     request_from_params,
 )
+from ansible_collections.ocsp.stapling.plugins.module_utils.module_main import finish, run_or_fail
 
 FILE_SPEC = dict(
     path=dict(type="path", required=True),
@@ -253,20 +253,11 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     request = request_from_params(module.params, check_mode=module.check_mode, diff=module._diff)
     change = StaplingChange(request)
-    try:
-        result = change.run()
-    except ChangeError as exc:
-        result = dict(exc.result)
-        for warning in result.pop("warnings", []):
-            module.warn(warning)
-        module.fail_json(msg=exc.message, warnings_list=change.warnings, **result)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg=f"stapling_change stopped on an unexpected error: {exc}. The live files "
-                             f"may or may not have been changed; look in {request.backup_dir} for a "
-                             f"backup made by this run.", exception=traceback.format_exc())
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(warnings_list=change.warnings, **result)
+    result = run_or_fail(module, change.run, (ChangeError,),
+                         "stapling_change stopped on an unexpected error: {error}. The live files may or may not "
+                         f"have been changed; look in {request.backup_dir} for a backup made by this run.",
+                         extra=lambda: {"warnings_list": change.warnings})
+    finish(module, result, warnings_list=change.warnings)
 
 
 if __name__ == "__main__":
