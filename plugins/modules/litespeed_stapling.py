@@ -386,6 +386,7 @@ ARGUMENT_SPEC = dict(
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     change = LiteSpeedStaplingChange(module.params, check_mode=module.check_mode, diff=module._diff)
+
     def run() -> dict:
         try:
             return change.run()

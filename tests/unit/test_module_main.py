@@ -39,8 +39,7 @@ def test_an_engine_failure_returns_its_result_and_the_engine_warnings(tmp_path):
 
 
 def test_a_planning_refusal_is_the_message_alone(tmp_path):
-    rc, out = run("apache_stapling_plan", {"state": "disabled", "layout": "debian",
-                                            "main_config": str(tmp_path / "missing" / "apache2.conf")}, tmp_path)
+    args = {"state": "disabled", "layout": "debian", "main_config": str(tmp_path / "missing" / "apache2.conf")}
+    rc, out = run("apache_stapling_plan", args, tmp_path)
     assert rc == 1 and out["failed"] is True, out
     assert "missing" in out["msg"] and "exception" not in out
-
