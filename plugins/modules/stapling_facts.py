@@ -156,7 +156,7 @@ ansible_facts:
           description:
             - C(present), C(ea_version) (4, 3 or null; EA4 is found by C(/etc/cpanel/ea4/is_ea4) or by
               C(/etc/cpanel/ea4/paths.conf) alone) and EA4 C(paths) from C(paths.conf).
-            - C(whm_stapling) (EA4), WHM's own switch C(sslusestapling) from C(/etc/cpanel/ea4/ea4.conf):
+            - C(whm_stapling) (EA4), WHM's own switch C(sslusestapling) from C(/etc/cpanel/ea4/ea4.conf), with
               C(file), C(exists), C(value), C(enabled) (true, false or null), C(default) (the key or file is
               missing, so the template's C(On) applies) and C(problem). cPanel writes it into C(httpd.conf)'s
               server-scope stapling block at every C(rebuildhttpdconf).
@@ -170,7 +170,8 @@ ansible_facts:
             - C(apache) adds C(layout) (V(debian), V(rhel), V(cpanel_ea4), V(cpanel_ea3)),
               C(modules) (C(ssl) and C(socache_shmcb) with C(loaded) and the C(LoadModule) line),
               C(stapling_cache), C(stapling_cache_in_vhost) (each C(SSLStaplingCache) inside a
-              C(<VirtualHost>), which Apache refuses: C(file), C(line), C(virtual_host)) and C(litespeed_files); C(nginx) adds C(configure_args) and
+              C(<VirtualHost>), which Apache refuses, with C(file), C(line), C(virtual_host)) and
+              C(litespeed_files); C(nginx) adds C(configure_args) and
               C(prefix); C(litespeed) adds C(edition) and C(reads_apache_config).
           type: dict
           returned: always

@@ -171,3 +171,10 @@ def test_vhost_on_in_httpd_conf_asks_for_its_userdata_directory_from_the_templat
     assert main.read_bytes() == rebuilt
     after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and p not in (created, main)}
     assert after == {p: b for p, b in before.items() if p != main}
+
+
+def test_the_roles_cpanel_defaults_are_the_layouts_defaults():
+    import yaml   # pylint: disable=import-outside-toplevel
+    defaults = yaml.safe_load((Path(__file__).parents[2] / "roles/apache/defaults/main.yml").read_text())
+    assert defaults["apache_stapling_ea4_conf"] == layouts.DEFAULTS["cpanel"]["ea4_conf"] == EA4_CONF
+    assert defaults["apache_stapling_cpanel_rebuild_command"] == [layouts.DEFAULTS["cpanel"]["rebuild_httpd_conf"]]
