@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,9 +45,13 @@ def include_file(info: dict) -> Path:
     return Path(info["includes"]) / "pre_virtualhost_global.conf"
 
 
-def reset(info: dict) -> None:
-    """The include file gone, httpd.conf rebuilt without it, Apache serving that (graceful)."""
+def reset(info: dict, vhost_on: tuple[str, ...] = ()) -> None:
+    """The include file and userdata directories gone, httpd.conf rebuilt without them
+    (``vhost_on`` sites set ``SSLUseStapling on`` in their vhost, a customised template),
+    Apache serving that (graceful)."""
     include_file(info).unlink(missing_ok=True)
+    shutil.rmtree(Path(info["userdata"]) / "ssl", ignore_errors=True)
+    (Path(info["root"]) / "rebuild.json").write_text(json.dumps({"vhost_on": list(vhost_on)}))
     subprocess.run([info["rebuild"]], check=True, timeout=60, capture_output=True)
     assert "pre_virtualhost_global.conf" not in included(info)
     error_log = Path(info["error_log"])
@@ -59,7 +64,8 @@ def reset(info: dict) -> None:
 
 def included(info: dict) -> str:
     """The Include lines of httpd.conf (comments left out)."""
-    return "\n".join(line for line in Path(info["conf"]).read_text().splitlines() if line.startswith("Include"))
+    lines = (line.strip() for line in Path(info["conf"]).read_text().splitlines())
+    return "\n".join(line for line in lines if line.startswith("Include"))
 
 
 def role_vars(info: dict, tmp_path: Path, state: str, **extra) -> dict:
@@ -172,3 +178,26 @@ def test_a_rebuild_that_leaves_the_include_out_stops_naming_what_was_found(cpane
     assert digest(info["conf"]) == conf
     assert "restartsrv_httpd" not in Path(info["calls"]).read_text()
     assert probe(info["port"], "good.lab.test").verdict == "good"
+
+
+def test_a_vhost_on_in_httpd_conf_gets_its_userdata_directory_in_the_same_rebuild(cpanel_lab, tmp_path):
+    info = cpanel_lab[1]
+    reset(info, vhost_on=("good",))
+    place = Path(info["userdata"]) / "ssl/2_4" / cpanel.REBUILD_USER / "good.lab.test"
+    assert "SSLUseStapling on" in Path(info["conf"]).read_text()
+    outcome = run_role(tmp_path, role_vars(info, tmp_path, "disabled"))
+    assert not outcome["failed"], outcome
+    assert sorted(outcome["result"]["cpanel_rebuild"]["created"]) == sorted(
+        [str(include_file(info)), str(place / "ocsp-stapling.conf")])
+    assert Path(info["calls"]).read_text().count("rebuildhttpdconf") == 1
+    assert 'Include "%s/*.conf"' % place in included(info)
+    own = (place / "ocsp-stapling.conf").read_text()
+    assert own.startswith("# Managed by ocsp.stapling: stapling off for this site") and "SSLUseStapling Off" in own
+    staple = probe(info["port"], "good.lab.test")
+    assert staple.handshake_ok and not staple.stapled, staple
+
+    again = run_role(tmp_path, role_vars(info, tmp_path, "restored"))
+    assert not again["failed"], again
+    # the placeholder stays so that httpd.conf's Include <dir>/*.conf still matches
+    assert (place / "ocsp-stapling.conf").read_text().startswith("# Created by ocsp.stapling so that cPanel")
+    wait_until(lambda: probe(info["port"], "good.lab.test").verdict == "good", 30, "a good staple after the re-enable")

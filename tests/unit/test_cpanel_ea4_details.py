@@ -178,3 +178,17 @@ def test_the_roles_cpanel_defaults_are_the_layouts_defaults():
     defaults = yaml.safe_load((Path(__file__).parents[2] / "roles/apache/defaults/main.yml").read_text())
     assert defaults["apache_stapling_ea4_conf"] == layouts.DEFAULTS["cpanel"]["ea4_conf"] == EA4_CONF
     assert defaults["apache_stapling_cpanel_rebuild_command"] == [layouts.DEFAULTS["cpanel"]["rebuild_httpd_conf"]]
+
+
+def test_one_rebuild_covers_the_server_include_and_the_userdata_directories(root):
+    (root / INCLUDES.lstrip("/") / "pre_virtualhost_global.conf").unlink()
+    _drop_include(root, "pre_virtualhost_global.conf")
+    main = root / MAIN.lstrip("/")
+    main.write_text(main.read_text().replace("combined\n    SSLUseStapling off\n", "combined\n    SSLUseStapling on\n"))
+    result = apache_plan.plan(request(root, "disabled"))
+    assert [(Path(i["path"]).name, i["scope"]) for i in result["includes_needed"]] == [
+        ("pre_virtualhost_global.conf", "server"), ("ocsp-stapling.conf", "vhost")]
+    assert "/carol/carol.example/" in result["includes_needed"][1]["path"]
+    # an enable needs only the server-scope file
+    enabled = apache_plan.plan(request(root, "enabled"))
+    assert [i["scope"] for i in enabled["includes_needed"]] == ["server"]

@@ -311,6 +311,14 @@ class Plan:
         if cpanel:
             self._cpanel(live)
             if self.includes_needed and not self.edits_possible():
+                # One rebuild for everything: the vhosts whose own 'on' in httpd.conf will need
+                # their userdata directory too.
+                if req.state == "disabled" or self.protected:
+                    for vhost in live.tls_virtual_hosts():
+                        setting = vhost.lookup("SSLUseStapling")
+                        if (setting and not setting.inherited and setting.directive.value.lower() == "on"
+                                and self._real(setting.directive.file) == self._real(req.main_config)):
+                            self._cpanel_userdata_off(vhost, setting.directive)
                 return self._result(live, live)
         else:
             self._snippet(live)
