@@ -78,6 +78,11 @@ options:
   userdata_dir:
     description: cPanel's userdata directory.
     type: path
+  ea4_conf:
+    description:
+      - cPanel EA4, WHM's Global Configuration (C(/etc/cpanel/ea4/ea4.conf), JSON). Its C(sslusestapling) is read
+        and returned as RV(whm_stapling); cPanel writes it into C(httpd.conf)'s stapling block at every rebuild.
+    type: path
   cache_path:
     description: Path of the shmcb stapling cache the role adds when none is configured.
     type: str
@@ -205,6 +210,21 @@ md_loaded_by_change:
       initializes only at the next one, so the caller reloads a second time.
   returned: success
   type: bool
+includes_needed:
+  description:
+    - cPanel, the files C(httpd.conf) must include before the change can be made (C(path), C(exists), C(content)
+      to create it with, C(scope) V(server) or V(vhost), C(why)). cPanel writes an C(Include) only for files that
+      exist when C(httpd.conf) is rebuilt; create them, run C(rebuildhttpdconf), then plan again. RV(problems)
+      says the same in words.
+  returned: success
+  type: list
+  elements: dict
+whm_stapling:
+  description:
+    - cPanel EA4 with O(ea4_conf), WHM's own switch (C(file), C(exists), C(value), C(enabled), C(default) when
+      the key or file is missing, C(problem)); null otherwise.
+  returned: success
+  type: dict
 warnings:
   description: What httpd would warn about in the configuration (missing includes, unknown variables).
   returned: success
@@ -236,6 +256,7 @@ ARGUMENT_SPEC = dict(
     link_src=dict(type="str"),
     includes_dir=dict(type="path"),
     userdata_dir=dict(type="path"),
+    ea4_conf=dict(type="path"),
     cache_path=dict(type="str", default="/run/apache2/ocsp_stapling_cache"),
     cache_size=dict(type="int", default=0),
     certificate_count=dict(type="int", default=0),

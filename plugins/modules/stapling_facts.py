@@ -153,7 +153,13 @@ ansible_facts:
           type: str
           returned: always
         cpanel:
-          description: C(present), C(ea_version) (4, 3 or null) and EA4 C(paths) from C(paths.conf).
+          description:
+            - C(present), C(ea_version) (4, 3 or null; EA4 is found by C(/etc/cpanel/ea4/is_ea4) or by
+              C(/etc/cpanel/ea4/paths.conf) alone) and EA4 C(paths) from C(paths.conf).
+            - C(whm_stapling) (EA4), WHM's own switch C(sslusestapling) from C(/etc/cpanel/ea4/ea4.conf), with
+              C(file), C(exists), C(value), C(enabled) (true, false or null), C(default) (the key or file is
+              missing, so the template's C(On) applies) and C(problem). cPanel writes it into C(httpd.conf)'s
+              server-scope stapling block at every C(rebuildhttpdconf).
           type: dict
           returned: always
         servers:
@@ -163,7 +169,9 @@ ansible_facts:
               C(config_error) and C(stapling_files) (each with C(path), C(purpose), C(exists)).
             - C(apache) adds C(layout) (V(debian), V(rhel), V(cpanel_ea4), V(cpanel_ea3)),
               C(modules) (C(ssl) and C(socache_shmcb) with C(loaded) and the C(LoadModule) line),
-              C(stapling_cache) and C(litespeed_files); C(nginx) adds C(configure_args) and
+              C(stapling_cache), C(stapling_cache_in_vhost) (each C(SSLStaplingCache) inside a
+              C(<VirtualHost>), which Apache refuses, with C(file), C(line), C(virtual_host)) and
+              C(litespeed_files); C(nginx) adds C(configure_args) and
               C(prefix); C(litespeed) adds C(edition) and C(reads_apache_config).
           type: dict
           returned: always

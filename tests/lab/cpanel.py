@@ -121,6 +121,82 @@ echo "ensure_vhost_includes $*" >> {calls}
 """
 
 
+# A stand-in for cPanel's /usr/local/cpanel/scripts/rebuildhttpdconf: renders httpd.conf the
+# way ea4_main.default and ssl_vhost.default do, with an Include only for the include files that
+# exist and a userdata Include only for a vhost directory holding a .conf file.
+REBUILD = """\
+#!/bin/sh
+echo "rebuildhttpdconf $*" >> {calls}
+cd {repo} && PYTHONPATH={repo} exec {python} -m tests.lab.cpanel rebuild --dir {root} --lab {lab}
+"""
+
+VHOST_REBUILT = """\
+<VirtualHost 127.0.0.1:{port}>
+  ServerName {server_name}
+  DocumentRoot {htdocs}
+  <IfModule ssl_module>
+    SSLEngine on
+    SSLCertificateFile {cert}
+    SSLCertificateKeyFile {key}
+{stapling}  </IfModule>
+{include}
+  # To customize this VirtualHost use an include file at the following location
+  # Include "{userdata}/ssl/2_4/{user}/{server_name}/*.conf"
+</VirtualHost>
+"""
+
+#: The cPanel account owning the lab's sites in a rebuilt httpd.conf (userdata/ssl/2_4/<user>/<domain>/).
+REBUILD_USER = "lab"
+
+
+def render_rebuilt(info: dict, pki_dir: Path, vhost_on: tuple[str, ...] = ()) -> str:
+    """httpd.conf as cPanel's rebuild renders it for the tree ``info`` describes.
+
+    ``vhost_on`` names sites whose vhost sets ``SSLUseStapling on`` itself (a customised template).
+    """
+    p = {k: Path(v) for k, v in info.items() if isinstance(v, str) and k != "flavor"}
+    htdocs = p["root"] / "htdocs"
+    vhosts = []
+    for s in lab_sites(LabPKI.load(pki_dir)):
+        place = p["userdata"] / "ssl" / "2_4" / REBUILD_USER / s.server_name
+        include = f'    Include "{place}/*.conf"' if place.is_dir() and any(place.glob("*.conf")) else ""
+        stapling = ("    SSLUseStapling off\n" if s.name == "nourl" else
+                    "    SSLUseStapling on\n" if s.name in vhost_on else "")
+        vhosts.append(VHOST_REBUILT.format(
+            port=info["port"], server_name=s.server_name, htdocs=htdocs, cert=s.cert, key=s.key,
+            stapling=stapling, include=include, userdata=p["userdata"], user=REBUILD_USER))
+    flavor = info["flavor"]
+    conf = HTTPD_CONF.format(
+        server_root=p["server_root"], pid_file=p["pid_file"], run=p["run"], error_log=p["error_log"],
+        modules=MODULES, includes=p["includes"], port=info["port"], htdocs=htdocs, vhosts="".join(vhosts),
+        stapling_block=EA4_STAPLING.format(run=p["run"]) if flavor in ("ea4", "litespeed") else "",
+        pre_main_2=f'Include "{p["includes"]}/pre_main_2.conf"' if flavor == "ea3" else "",
+        pre_virtualhost_2=f'Include "{p["includes"]}/pre_virtualhost_2.conf"' if flavor == "ea3" else "")
+    lines = []
+    for line in conf.splitlines():
+        if line.startswith('Include "') and not os.path.isfile(line[len('Include "'):].rstrip('"')):
+            line = "# Create %s if you want to customize httpd.conf." % line[len("Include "):]
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def rebuild(root: Path, pki_dir: Path) -> None:
+    """Re-render ``httpd.conf`` (``rebuild.json`` in ``root`` may name ``vhost_on`` sites)."""
+    info = json.loads((root / "cpanel.json").read_text())
+    options = json.loads((root / "rebuild.json").read_text()) if (root / "rebuild.json").exists() else {}
+    Path(info["conf"]).write_text(render_rebuilt(info, pki_dir, tuple(options.get("vhost_on", ()))))
+
+
+def install_rebuild(root: Path, lab_dir: Path) -> Path:
+    """Write the stand-in ``scripts/rebuildhttpdconf`` for the tree under ``root``; its path."""
+    info = json.loads((root / "cpanel.json").read_text())
+    script = Path(info["scripts"]) / "rebuildhttpdconf"
+    repo = Path(__file__).resolve().parents[2]
+    script.write_text(REBUILD.format(calls=info["calls"], repo=repo, python=sys.executable, root=root, lab=lab_dir))
+    script.chmod(0o755)
+    return script
+
+
 def layout(root: Path, flavor: str) -> dict:
     """Where everything lives for ``flavor`` under ``root`` (the role's variables use these)."""
     if flavor in ("ea4", "litespeed"):
@@ -214,8 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--flavor", choices=["ea4", "ea3", "litespeed"], required=True)
     down = sub.add_parser("down")
     down.add_argument("--dir", required=True)
+    again = sub.add_parser("rebuild", help="re-render httpd.conf as cPanel's rebuildhttpdconf does")
+    again.add_argument("--dir", required=True)
+    again.add_argument("--lab", required=True)
     args = parser.parse_args(argv)
     root = Path(args.dir)
+    if args.command == "rebuild":
+        rebuild(root, Path(json.loads((Path(args.lab) / "lab.json").read_text())["pki"]))
+        return 0
     if args.command == "up":
         lab = json.loads((Path(args.lab) / "lab.json").read_text())
         info = build(root, Path(lab["pki"]), args.flavor, free_port())

@@ -21,7 +21,7 @@ def test_ea4_facts_sites_files_and_errors():
     apache = facts["servers"]["apache"]
     assert (apache["layout"], apache["version"], apache["supports_stapling"]) == ("cpanel_ea4", "2.4.62", True)
     assert apache["modules"]["socache_shmcb"]["loaded"] is True
-    assert apache["stapling_cache"]["line"] == 19
+    assert apache["stapling_cache"]["line"] == 57
     assert facts["cpanel"]["ea_version"] == 4
     sites = {s["names"][0]: s for s in facts["sites"]}
     assert sorted(sites) == ["alice.example", "bob.example", "carol.example"]
@@ -48,8 +48,8 @@ def test_litespeed_on_cpanel_serves_the_apache_config(tmp_path):
     facts = facts_mod.gather_facts(root=str(tmp_path), run_binaries=False)
     assert facts["servers"]["litespeed"]["reads_apache_config"] is True
     assert facts["servers"]["apache"]["served_by"] == "litespeed"
-    # The <IfModule Litespeed> cache is read first; cPanel's own line 19 comes later and wins.
-    assert facts["servers"]["apache"]["stapling_cache"]["line"] == 19
+    # The <IfModule Litespeed> cache is read first; cPanel's own line 57 comes later and wins.
+    assert facts["servers"]["apache"]["stapling_cache"]["line"] == 57
     lscache = facts["servers"]["apache"]["litespeed_files"][0]
     assert lscache["path"] == "/etc/apache2/conf.d/userdata/lscache_vhosts.conf"
     servers = {s["server"] for s in facts["sites"]}

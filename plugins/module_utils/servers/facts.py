@@ -97,7 +97,7 @@ def describe_apache(
 ) -> tuple[dict, list[dict], list[str]]:
     """Parse the config ``detected`` points at; return (server facts, sites, warnings)."""
     facts = dict(detected)
-    facts.update({"config_error": None, "modules": {}, "stapling_cache": None, "files_read": 0})
+    facts.update({"config_error": None, "modules": {}, "stapling_cache": None, "stapling_cache_in_vhost": [], "files_read": 0})
     warnings: list[str] = []
     if not detected.get("present") or not detected.get("config"):
         return facts, [], warnings
@@ -127,6 +127,11 @@ def describe_apache(
     }
     cache = config.stapling_cache()
     facts["stapling_cache"] = cache.as_dict() if cache else None
+    # Apache refuses to start with SSLStaplingCache in a <VirtualHost>: name each file and line.
+    misplaced = config.misplaced_stapling_caches()
+    facts["stapling_cache_in_vhost"] = [
+        dict(directive.as_dict(), virtual_host="%s:%d" % (vhost.file, vhost.line)) for vhost, directive in misplaced]
+    warnings.extend(dialect_apache.misplaced_cache_problem(vhost, directive) for vhost, directive in misplaced)
     logs = config.error_logs()
     if logs:
         facts["error_log"] = logs[0]

@@ -12,6 +12,7 @@ values (``stapling_files`` is the list of files each layout's role edits); a uni
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -28,6 +29,10 @@ DEFAULTS: dict = {
         "cpanel_dir": "/usr/local/cpanel",
         "ea4_marker": "/etc/cpanel/ea4/is_ea4",
         "ea4_paths": "/etc/cpanel/ea4/paths.conf",
+        # WHM > Apache Configuration > Global Configuration, as JSON; rebuildhttpdconf renders
+        # httpd.conf's server-scope SSLUseStapling from its "sslusestapling" (default On).
+        "ea4_conf": "/etc/cpanel/ea4/ea4.conf",
+        "rebuild_httpd_conf": "/usr/local/cpanel/scripts/rebuildhttpdconf",
         "restart_httpd": "/scripts/restartsrv_httpd",
         "ensure_vhost_includes": "/scripts/ensure_vhost_includes",
     },
@@ -193,6 +198,40 @@ def read_ea4_paths(path: str) -> dict[str, str]:
     return values
 
 
+def read_whm_stapling(path: str, shown: str | None = None) -> dict:
+    """WHM's own stapling switch: ``sslusestapling`` in cPanel's ``/etc/cpanel/ea4/ea4.conf``.
+
+    ``{file, exists, value, enabled, default, problem}``: ``value`` as WHM stores it (``On`` /
+    ``Off``), ``enabled`` True/False (None when unknown). A missing file or key means the
+    template's default (``ea4_main.default`` renders ``SSLUseStapling On``), so ``enabled`` is
+    True with ``default`` True. ``path`` is read as given; ``shown`` is the path reported.
+    """
+    out: dict = {"file": shown or path, "exists": os.path.isfile(path), "value": None, "enabled": True,
+                 "default": True, "problem": None}
+    if not out["exists"]:
+        return out
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        out.update(enabled=None, default=False, problem="%s could not be read as JSON (%s); WHM's stapling "
+                   "setting is unknown. Check it in WHM > Apache Configuration > Global Configuration." % (out["file"], exc))
+        return out
+    value = data.get("sslusestapling") if isinstance(data, dict) else None
+    if value is None or value == "":
+        return out
+    out.update(value=str(value), default=False)
+    lowered = str(value).strip().lower()
+    if lowered in ("on", "1", "true", "yes"):
+        out["enabled"] = True
+    elif lowered in ("off", "0", "false", "no"):
+        out["enabled"] = False
+    else:
+        out.update(enabled=None, problem="%s has sslusestapling %r; expected On or Off. Set it in WHM > Apache "
+                   "Configuration > Global Configuration." % (out["file"], value))
+    return out
+
+
 def describe_files(root: str, entries: list[dict]) -> list[dict]:
     """Each stapling file entry with ``exists`` (and ``is_link``) filled in under ``root``."""
     out = []
@@ -210,15 +249,18 @@ def detect_cpanel(root: str = "/", defaults: dict | None = None) -> dict:
 
     EA4 is marked by ``/etc/cpanel/ea4/is_ea4`` or by ``paths.conf`` alone (newer
     ea-apache24-config releases no longer rely on ``is_ea4``) and describes itself in
-    ``paths.conf``; EA3 keeps everything under ``/usr/local/apache``.
+    ``paths.conf``; EA3 keeps everything under ``/usr/local/apache``. On EA4,
+    ``whm_stapling`` is WHM's own switch (:func:`read_whm_stapling`), else None.
     """
     defaults = defaults or DEFAULTS
     cpanel = defaults["cpanel"]
     present = os.path.isdir(host_path(root, cpanel["cpanel_dir"]))
     ea4 = os.path.exists(host_path(root, cpanel["ea4_marker"])) or os.path.isfile(host_path(root, cpanel["ea4_paths"]))
     paths: dict[str, str] = {}
+    whm = None
     if ea4:
         paths = read_ea4_paths(host_path(root, cpanel["ea4_paths"]))
+        whm = read_whm_stapling(host_path(root, cpanel["ea4_conf"]), cpanel["ea4_conf"])
         version: int | None = 4
     elif os.path.isfile(host_path(root, defaults["apache"]["cpanel_ea3"]["config"])) and (
         present or os.path.isdir(host_path(root, "/usr/local/apache/conf/includes"))
@@ -226,7 +268,7 @@ def detect_cpanel(root: str = "/", defaults: dict | None = None) -> dict:
         version = 3
     else:
         version = None
-    return {"present": present or version is not None, "ea_version": version, "paths": paths}
+    return {"present": present or version is not None, "ea_version": version, "paths": paths, "whm_stapling": whm}
 
 
 # --------------------------------------------------------------------------- Apache

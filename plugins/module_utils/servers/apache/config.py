@@ -675,6 +675,11 @@ class ApacheConfig(RootedConfig):
         """The virtual hosts with ``SSLEngine on`` in effect."""
         return [v for v in self.virtual_hosts() if v.is_tls]
 
+    def misplaced_stapling_caches(self) -> list[tuple[VirtualHost, Directive]]:
+        """Each ``SSLStaplingCache`` inside a ``<VirtualHost>`` (directly or from a file it
+        includes): mod_ssl accepts it only at server scope and httpd refuses to start."""
+        return [(vhost, directive) for vhost in self.virtual_hosts() for directive in vhost.own("SSLStaplingCache")]
+
     def stapling_cache(self) -> Directive | None:
         """``SSLStaplingCache`` in the main server scope, the only place mod_ssl reads it."""
         return self.server_directive("SSLStaplingCache")
@@ -692,6 +697,13 @@ class ApacheConfig(RootedConfig):
             if path not in out:
                 out.append(path)
         return out
+
+
+def misplaced_cache_problem(vhost: VirtualHost, directive: Directive) -> str:
+    """The sentence for an ``SSLStaplingCache`` found inside a ``<VirtualHost>``."""
+    return ("%s sets SSLStaplingCache inside <VirtualHost %s> (%s:%d); Apache allows it only at server scope "
+            "and refuses to start with it there. Move it out of the virtual host (a file included at server "
+            "scope), then run again." % (directive.location(), " ".join(vhost.section.args), vhost.file, vhost.line))
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -56,6 +56,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers import layouts
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import config as dialect_apache
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.config_tree import host_path
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.managed_block import apply_block, decode, encode
@@ -84,6 +85,14 @@ RESILIENT = {
 }
 DISABLE_HEADER = "# Managed by ocsp.stapling: stapling turned off by a disable; state=restored removes it.\n"
 USERDATA_HEADER = "# Managed by ocsp.stapling: stapling off for this site; state=restored removes it.\n"
+#: What a file is created with so that cPanel's rebuildhttpdconf writes an Include for it:
+#: ea4_main.default includes an includes file only if it exists, and ssl_vhost.default a
+#: userdata directory only if it holds a .conf file. It sets nothing.
+INCLUDE_PLACEHOLDER = ("# Created by ocsp.stapling so that cPanel's rebuildhttpdconf includes this file (it writes an\n"
+                       "# Include only for files that exist). It sets nothing; settings may be added below.\n")
+USERDATA_PLACEHOLDER = ("# Created by ocsp.stapling so that cPanel's rebuildhttpdconf includes this directory (it writes an\n"
+                        "# Include only for directories holding a .conf file). It sets nothing.\n")
+_HINT = re.compile(r"(?i)^\s*#\s*Include\s+\"?([^\"\s]+/ssl/[^\"\s]+)")
 _REPLACED = re.compile(r"^([ \t]*)" + re.escape(REPLACED_PREFIX) + r"(.*)$")
 _INCLUDE = re.compile(r"(?i)^\s*Include(Optional)?\s+\"?([^\"\s]+)")
 _MAX_ROUNDS = 64
@@ -108,6 +117,7 @@ class ApachePlanRequest:
     link_src: str | None = None
     includes_dir: str | None = None  # cPanel
     userdata_dir: str | None = None  # cPanel
+    ea4_conf: str | None = None      # cPanel EA4: WHM's Global Configuration (JSON), read and reported
     cache_path: str = "/run/apache2/ocsp_stapling_cache"
     cache_size: int = 0
     certificate_count: int = 0
@@ -246,6 +256,10 @@ class Plan:
         self.problems: list[str] = []
         self.warnings: list[str] = []
         self.edits: list[str] = []
+        # cPanel: files httpd.conf must include before the change can be made there; created,
+        # then rebuildhttpdconf, then planned again (the role does that flow).
+        self.includes_needed: list[dict] = []
+        self.whm: dict | None = None
 
     # -- file helpers --------------------------------------------------------------
 
@@ -285,23 +299,64 @@ class Plan:
                 "mod_ssl is not loaded in %s (no LoadModule ssl_module found), so no site serves TLS and "
                 "there is no stapling to change. Enable it (a2enmod ssl) or check apache_stapling_layout."
                 % req.main_config)
-        for vhost in live.virtual_hosts():
-            for directive in vhost.own("SSLStaplingCache"):
-                self.problems.append(
-                    "%s sets SSLStaplingCache inside <VirtualHost %s>; Apache allows it only at server "
-                    "scope and refuses to start with it there. Move it out of the virtual host, then run "
-                    "again." % (directive.location(), " ".join(vhost.section.args)))
+        for vhost, directive in live.misplaced_stapling_caches():
+            self.problems.append(dialect_apache.misplaced_cache_problem(vhost, directive))
         if req.state != "disabled":
             self._restore_marks(live)
         if self.protected:
             self._check_protected(live)
         cpanel = req.layout.startswith("cpanel")
+        if req.layout == "cpanel_ea4" and req.ea4_conf:
+            self._whm_stapling()
         if cpanel:
             self._cpanel(live)
+            if self.includes_needed and not self.edits_possible():
+                # One rebuild for everything: the vhosts whose own 'on' in httpd.conf will need
+                # their userdata directory too.
+                if req.state == "disabled" or self.protected:
+                    for vhost in live.tls_virtual_hosts():
+                        setting = vhost.lookup("SSLUseStapling")
+                        if (setting and not setting.inherited and setting.directive.value.lower() == "on"
+                                and self._real(setting.directive.file) == self._real(req.main_config)):
+                            self._cpanel_userdata_off(vhost, setting.directive)
+                return self._result(live, live)
         else:
             self._snippet(live)
         candidate = self._settle()
         return self._result(live, candidate)
+
+    def edits_possible(self) -> bool:
+        """False when the server-scope include is missing: nothing can be planned before the rebuild."""
+        return not any(item["scope"] == "server" for item in self.includes_needed)
+
+    # -- cPanel EA4: WHM's own switch -----------------------------------------------
+
+    def _whm_stapling(self) -> None:
+        """Read WHM's SSLUseStapling (ea4.conf) and say how it meets this change.
+
+        cPanel renders httpd.conf's server-scope ``SSLUseStapling`` from it at every
+        rebuildhttpdconf; this role's blocks sit in pre_virtualhost_global.conf, read after
+        that block, so they win either way and survive rebuilds.
+        """
+        req = self.req
+        whm = layouts.read_whm_stapling(host_path(self.root, req.ea4_conf), req.ea4_conf)
+        self.whm = whm
+        if whm["problem"]:
+            self.warnings.append(whm["problem"])
+            return
+        where = ("%s (sslusestapling %s)" % (whm["file"], whm["value"]) if whm["value"]
+                 else "%s (no sslusestapling: the template's default, On)" % whm["file"])
+        if req.state == "disabled" and whm["enabled"]:
+            self.warnings.append(
+                "WHM's Global Configuration has SSLUseStapling On, %s; cPanel writes it into httpd.conf's stapling "
+                "block at every rebuildhttpdconf. This disable sits in pre_virtualhost_global.conf, read after that "
+                "block, so it wins and survives rebuilds until a re-enable removes it. To turn stapling off for good, "
+                "set SSLUseStapling Off in WHM > Apache Configuration > Global Configuration." % where)
+        elif req.state == "enabled" and whm["enabled"] is False:
+            self.warnings.append(
+                "WHM's Global Configuration has SSLUseStapling Off, %s, so httpd.conf's own block turns stapling "
+                "off; this enable in pre_virtualhost_global.conf is read later and wins. Set SSLUseStapling On in "
+                "WHM > Apache Configuration > Global Configuration so the two agree." % where)
 
     # -- protected mode: can mod_md staple here? -------------------------------------
 
@@ -454,8 +509,12 @@ class Plan:
         for path in dict.fromkeys(config.files):
             text = self.text(path)
             if text and text.startswith(USERDATA_HEADER):
-                self.write(path, None)
-                self.edits.append("%s: removed (stapling back to the site's own setting)" % self._view(self._real(path)))
+                # A file created for cPanel's Include goes back to that placeholder: httpd.conf's
+                # 'Include <dir>/*.conf' fails on a directory with no match.
+                placeholder = USERDATA_PLACEHOLDER in text
+                self.write(path, USERDATA_PLACEHOLDER if placeholder else None)
+                self.edits.append("%s: %s (stapling back to the site's own setting)"
+                                  % (self._view(self._real(path)), "placeholder kept" if placeholder else "removed"))
             elif text and has_marks(text):
                 self.write(path, restore_text(text))
                 self.edits.append("%s: replaced SSLUseStapling lines restored" % self._view(self._real(path)))
@@ -588,15 +647,28 @@ class Plan:
     def _cpanel(self, live: dialect_apache.ApacheConfig) -> None:
         req = self.req
         scan = scan_cpanel_main(host_path(self.root, req.main_config))
-        if not scan["pre_virtualhost_global_line"] or scan["pre_virtualhost_global_line"] <= scan["stapling_block_line"]:
+        if not scan["pre_virtualhost_global_line"]:
+            path = req.includes_dir + "/pre_virtualhost_global.conf"
+            exists = self.text(path) is not None
+            self.includes_needed.append({
+                "path": path, "exists": exists, "content": INCLUDE_PLACEHOLDER, "scope": "server",
+                "why": "every virtual host reads it after httpd.conf's stapling block"})
+            self.problems.append(
+                "%s does not include %s%s, so a setting written there would not take effect (cPanel writes an "
+                "Include only for include files that exist when httpd.conf is rebuilt). %s it, run "
+                "/usr/local/cpanel/scripts/rebuildhttpdconf (the role does both when "
+                "apache_stapling_cpanel_rebuild_command is set, outside check mode), then run again. httpd.conf "
+                "was not changed." % (req.main_config, path, "" if exists else ", which does not exist",
+                                      "Rebuild httpd.conf so it includes" if exists else "Create"))
+            return
+        if scan["pre_virtualhost_global_line"] <= scan["stapling_block_line"]:
             raise PlanError(
                 "%s does not include pre_virtualhost_global.conf after its server-scope stapling block "
-                "(block ends at line %d, pre_virtualhost_global.conf include at line %d; 0 means missing), so a "
-                "setting written there would not take effect. cPanel writes an Include only for include files "
-                "that exist when httpd.conf is rebuilt: create %s/pre_virtualhost_global.conf, run "
-                "/usr/local/cpanel/scripts/rebuildhttpdconf, check the template in "
-                "/var/cpanel/templates/apache2_4/, then run this role again. httpd.conf was not changed."
-                % (req.main_config, scan["stapling_block_line"], scan["pre_virtualhost_global_line"], req.includes_dir))
+                "(block ends at line %d, pre_virtualhost_global.conf include at line %d), so a setting written "
+                "there would not take effect. The httpd.conf template was changed: compare "
+                "/var/cpanel/templates/apache2_4/ with cPanel's ea4_main.default, run "
+                "/usr/local/cpanel/scripts/rebuildhttpdconf, then run this role again. httpd.conf was not changed."
+                % (req.main_config, scan["stapling_block_line"], scan["pre_virtualhost_global_line"]))
         includes = req.includes_dir
         litespeed = req.server == "litespeed"
         ifmodule = "Litespeed" if litespeed else "ssl_module"
@@ -723,15 +795,23 @@ class Plan:
         raw = scan_vhost_includes(host_path(self.root, self.req.main_config), vhost.line)
         target = next((pattern for line, pattern in raw if line > directive.line and "/ssl/" in pattern), None)
         if not target:
+            # ssl_vhost.default always writes the place as a comment: '# Include ".../<user>/<domain>/*.conf"'.
+            hint = next((h for h in scan_vhost_hints(host_path(self.root, self.req.main_config), vhost.line)), None)
+            place = os.path.dirname(hint) if hint else "%s/ssl/2_4/<user>/%s" % (self.req.userdata_dir, name)
+            if hint:
+                self.includes_needed.append({
+                    "path": os.path.join(place, "ocsp-stapling.conf"), "exists": False, "content": USERDATA_PLACEHOLDER,
+                    "scope": "vhost", "why": "%s sets SSLUseStapling on itself in httpd.conf" % name})
             self.problems.append(
                 "%s: <VirtualHost> %s sets SSLUseStapling on in cPanel's httpd.conf, which cPanel regenerates, "
-                "and has no userdata Include after it to override it. Create %s/ssl/2_4/<user>/%s/, run "
-                "/usr/local/cpanel/scripts/rebuildhttpdconf (cPanel writes the Include only for directories "
-                "that exist), then run this role again. Nothing was changed."
-                % (self._location(directive), name, self.req.userdata_dir, name))
+                "and has no userdata Include after it to override it. cPanel writes that Include only for a "
+                "directory holding a .conf file: put one in %s/, run /usr/local/cpanel/scripts/rebuildhttpdconf "
+                "(the role does both when apache_stapling_cpanel_rebuild_command is set, outside check mode), then "
+                "run again. Nothing was changed." % (self._location(directive), name, place))
             return
         path = os.path.join(os.path.dirname(target), "ocsp-stapling.conf")
-        self.write(path, USERDATA_HEADER + "SSLUseStapling Off\n")
+        keep = USERDATA_PLACEHOLDER if self.text(path) == USERDATA_PLACEHOLDER else ""
+        self.write(path, USERDATA_HEADER + "SSLUseStapling Off\n" + keep)
         self.edits.append("%s: SSLUseStapling Off for %s" % (path, name))
 
     def _location(self, directive) -> str:
@@ -776,6 +856,8 @@ class Plan:
             "sites": sites, "vhost_overrides": overrides,
             "problems": self.problems, "warnings": list(dict.fromkeys(self.warnings)),
             "files_read": len(live.files),
+            "includes_needed": self.includes_needed,
+            "whm_stapling": self.whm,
         }
 
 
@@ -824,6 +906,21 @@ def scan_vhost_includes(path: str, start: int) -> list[tuple[int, str]]:
         match = _INCLUDE.match(line)
         if match:
             out.append((number, match.group(2)))
+    return out
+
+
+def scan_vhost_hints(path: str, start: int) -> list[str]:
+    """The commented ``# Include ".../ssl/..."`` hints inside the ``<VirtualHost>`` opening at ``start``."""
+    out = []
+    with open(path, "rb") as handle:
+        lines = dialect_apache.physical_lines(decode(handle.read()))
+    for number in range(start, len(lines) + 1):
+        line = lines[number - 1]
+        if number > start and re.match(r"(?i)\s*</VirtualHost", line):
+            break
+        match = _HINT.match(line)
+        if match:
+            out.append(match.group(1))
     return out
 
 

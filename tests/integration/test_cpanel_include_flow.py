@@ -1,0 +1,203 @@
+"""The apache role on a cPanel EA4 tree whose httpd.conf does not include
+``pre_virtualhost_global.conf`` yet (the file did not exist at the last rebuild, so cPanel
+wrote only the "# Create ..." comment). The role creates the file, runs the rebuild command
+(a stand-in that renders httpd.conf as ea4_main.default does: an Include only for files that
+exist), plans again and makes the change: configtest, graceful reload, verify. Check mode only
+says it would. A rebuild that still leaves the Include out stops the run naming what was found.
+
+One lab for the module (responder, PKI, the cPanel tree on the real apache2); every test first
+puts the tree back to "file missing, httpd.conf rebuilt without it".
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.ansible_run import ansible_env
+from tests.integration.test_apache_faults import run_role
+from tests.lab import cpanel
+from tests.lab.lab import Lab
+from tests.lab.probe import probe
+from tests.lab.processes import wait_until
+from tests.lab.responder import free_port
+
+
+@pytest.fixture(scope="module")
+def cpanel_lab(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cpanel-flow")
+    with Lab.start(base / "lab", servers=()) as lab:
+        root = base / "cpanel"
+        info = cpanel.build(root, lab.pki.directory, "ea4", free_port())
+        info["rebuild"] = str(cpanel.install_rebuild(root, base / "lab"))
+        try:
+            yield lab, info
+        finally:
+            cpanel.stop(root)
+
+
+def include_file(info: dict) -> Path:
+    return Path(info["includes"]) / "pre_virtualhost_global.conf"
+
+
+def reset(info: dict, vhost_on: tuple[str, ...] = ()) -> None:
+    """The include file and userdata directories gone, httpd.conf rebuilt without them
+    (``vhost_on`` sites set ``SSLUseStapling on`` in their vhost, a customised template),
+    Apache serving that (graceful)."""
+    include_file(info).unlink(missing_ok=True)
+    shutil.rmtree(Path(info["userdata"]) / "ssl", ignore_errors=True)
+    (Path(info["root"]) / "rebuild.json").write_text(json.dumps({"vhost_on": list(vhost_on)}))
+    subprocess.run([info["rebuild"]], check=True, timeout=60, capture_output=True)
+    assert "pre_virtualhost_global.conf" not in included(info)
+    error_log = Path(info["error_log"])
+    size = error_log.stat().st_size
+    subprocess.run([Path(info["scripts"]) / "restartsrv_httpd", "--graceful"], check=True, timeout=60, capture_output=True)
+    # AH00489 "resuming normal operations" ends the graceful restart.
+    wait_until(lambda: b"AH00489" in error_log.read_bytes()[size:], 30, "apache2's graceful restart")
+    Path(info["calls"]).write_text("")
+
+
+def included(info: dict) -> str:
+    """The Include lines of httpd.conf (comments left out)."""
+    lines = (line.strip() for line in Path(info["conf"]).read_text().splitlines())
+    return "\n".join(line for line in lines if line.startswith("Include"))
+
+
+def role_vars(info: dict, tmp_path: Path, state: str, **extra) -> dict:
+    variables = {
+        "apache_stapling_layout": "cpanel_ea4",
+        "apache_stapling_state": state,
+        "apache_stapling_reason": "responder unreachable (include flow test)",
+        "apache_stapling_backup_dir": str(tmp_path / "backups"),
+        "apache_stapling_endpoints": [{"host": "127.0.0.1", "port": info["port"], "server_name": "good.lab.test"}],
+        "apache_stapling_ea4_paths_conf": info["paths_conf"],
+        "apache_stapling_ea4_conf": str(Path(info["paths_conf"]).parent / "ea4.conf"),
+        "apache_stapling_ea4_main_config": info["conf"],
+        "apache_stapling_ea4_includes_dir": info["includes"],
+        "apache_stapling_ea4_userdata_dir": info["userdata"],
+        "apache_stapling_ea4_configtest_command": info["configtest"],
+        "apache_stapling_ea4_reload_command": [info["scripts"] + "/restartsrv_httpd", "--graceful"],
+        "apache_stapling_ea4_start_command": [info["scripts"] + "/restartsrv_httpd"],
+        "apache_stapling_ea4_pid_file": info["pid_file"],
+        "apache_stapling_ea4_error_log": info["error_log"],
+        "apache_stapling_cpanel_rebuild_command": [info["rebuild"]],
+        "apache_stapling_verify_timeout": 20,
+        "apache_stapling_warmup_timeout": 20,
+    }
+    variables.update(extra)
+    return variables
+
+
+def run_check_mode(tmp_path: Path, variables: dict) -> dict:
+    """The role in check mode (--check); {failed, msg, result}."""
+    out = tmp_path / "check-result.json"
+    playbook = tmp_path / "check.yml"
+    playbook.write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False, "connection": "local",
+        "vars": dict(variables, ansible_python_interpreter=sys.executable),
+        "tasks": [{"name": "Run the role", "block": [
+            {"name": "Apache role", "ansible.builtin.include_role": {"name": "ocsp.stapling.apache"}},
+            {"name": "Save", "ansible.builtin.copy": {"dest": str(out), "content": "{{ {'failed': false, "
+                                                      "'result': apache_stapling_result} | to_json }}"},
+             "check_mode": False},
+        ], "rescue": [
+            {"name": "Save failure", "ansible.builtin.copy": {"dest": str(out), "content": "{{ {'failed': true, "
+                                                              "'msg': ansible_failed_result.msg | default('')} | to_json }}"},
+             "check_mode": False},
+        ]}],
+    }]))
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "--check", "-i",
+                           "localhost,", str(playbook)], capture_output=True, text=True, env=ansible_env(),
+                          timeout=300, check=False)
+    assert out.exists(), f"ansible-playbook produced no result:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+    return json.loads(out.read_text())
+
+
+def digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_check_mode_only_says_it_would_create_and_rebuild(cpanel_lab, tmp_path):
+    info = cpanel_lab[1]
+    reset(info)
+    conf = digest(info["conf"])
+    outcome = run_check_mode(tmp_path, role_vars(info, tmp_path, "disabled"))
+    assert not outcome["failed"], outcome
+    rebuild = outcome["result"]["cpanel_rebuild"]
+    assert rebuild["ran"] is False and rebuild["needed"] == [str(include_file(info))]
+    assert not include_file(info).exists()
+    assert digest(info["conf"]) == conf
+    assert "rebuildhttpdconf" not in Path(info["calls"]).read_text()
+    assert probe(info["port"], "good.lab.test").verdict == "good"
+
+
+def test_disable_creates_the_include_rebuilds_then_changes_and_reenable_restores(cpanel_lab, tmp_path):
+    info = cpanel_lab[1]
+    reset(info)
+    assert probe(info["port"], "good.lab.test").verdict == "good"
+    outcome = run_role(tmp_path, role_vars(info, tmp_path, "disabled"))
+    assert not outcome["failed"], outcome
+    result = outcome["result"]
+    assert result["cpanel_rebuild"]["ran"] and result["cpanel_rebuild"]["created"] == [str(include_file(info))]
+    calls = Path(info["calls"]).read_text().splitlines()
+    # created, rebuilt, then the change reloaded gracefully: in that order
+    assert calls.index("rebuildhttpdconf ") < calls.index("restartsrv_httpd --graceful"), calls
+    assert 'Include "%s"' % include_file(info) in included(info)
+    text = include_file(info).read_text()
+    assert text.startswith("# Created by ocsp.stapling so that cPanel's rebuildhttpdconf includes this file")
+    assert "SSLUseStapling Off" in text
+    assert result["whm_stapling"]["enabled"] is True   # no ea4.conf in the lab: the template's default, On
+    staple = probe(info["port"], "good.lab.test")
+    assert staple.handshake_ok and not staple.stapled, staple
+
+    rebuilt = digest(info["conf"])
+    again = run_role(tmp_path, role_vars(info, tmp_path, "restored"))
+    assert not again["failed"], again
+    assert again["result"]["cpanel_rebuild"] is None   # included now: no second rebuild
+    assert include_file(info).read_text() == text.split("# BEGIN")[0]   # the placeholder, byte for byte
+    assert digest(info["conf"]) == rebuilt
+    wait_until(lambda: probe(info["port"], "good.lab.test").verdict == "good", 30, "a good staple after the re-enable")
+
+
+def test_a_rebuild_that_leaves_the_include_out_stops_naming_what_was_found(cpanel_lab, tmp_path):
+    info = cpanel_lab[1]
+    reset(info)
+    conf = digest(info["conf"])
+    outcome = run_role(tmp_path, role_vars(info, tmp_path, "disabled",
+                                           apache_stapling_cpanel_rebuild_command=["/bin/true"]))
+    assert outcome["failed"]
+    msg = outcome["msg"]
+    assert "Ran /bin/true after creating %s" % include_file(info) in msg, msg
+    assert "still does not include %s" % include_file(info) in msg and info["conf"] in msg
+    assert "Apache was not reloaded" in msg
+    assert digest(info["conf"]) == conf
+    assert "restartsrv_httpd" not in Path(info["calls"]).read_text()
+    assert probe(info["port"], "good.lab.test").verdict == "good"
+
+
+def test_a_vhost_on_in_httpd_conf_gets_its_userdata_directory_in_the_same_rebuild(cpanel_lab, tmp_path):
+    info = cpanel_lab[1]
+    reset(info, vhost_on=("good",))
+    place = Path(info["userdata"]) / "ssl/2_4" / cpanel.REBUILD_USER / "good.lab.test"
+    assert "SSLUseStapling on" in Path(info["conf"]).read_text()
+    outcome = run_role(tmp_path, role_vars(info, tmp_path, "disabled"))
+    assert not outcome["failed"], outcome
+    assert sorted(outcome["result"]["cpanel_rebuild"]["created"]) == sorted(
+        [str(include_file(info)), str(place / "ocsp-stapling.conf")])
+    assert Path(info["calls"]).read_text().count("rebuildhttpdconf") == 1
+    assert 'Include "%s/*.conf"' % place in included(info)
+    own = (place / "ocsp-stapling.conf").read_text()
+    assert own.startswith("# Managed by ocsp.stapling: stapling off for this site") and "SSLUseStapling Off" in own
+    staple = probe(info["port"], "good.lab.test")
+    assert staple.handshake_ok and not staple.stapled, staple
+
+    again = run_role(tmp_path, role_vars(info, tmp_path, "restored"))
+    assert not again["failed"], again
+    # the placeholder stays so that httpd.conf's Include <dir>/*.conf still matches
+    assert (place / "ocsp-stapling.conf").read_text().startswith("# Created by ocsp.stapling so that cPanel")
+    wait_until(lambda: probe(info["port"], "good.lab.test").verdict == "good", 30, "a good staple after the re-enable")
