@@ -187,7 +187,7 @@ certificates:
       (seconds since thisUpdate) and C(*_iso) times; after V(refresh) also C(refreshed) and
       C(changed); in check mode C(would_refresh).
     - C(active) is false for a certificate whose O(certificates[].snippet) no longer exists (the
-      site left protected mode): nothing is fetched, written or reloaded for it.
+      site left protected mode); nothing is fetched, written or reloaded for it.
     - State keys C(held), C(cert_status), C(this_update), C(next_update), C(next_refresh),
       C(last_error), C(consecutive_failures), C(url), C(certid), C(served) (V(file),
       V(fetch) or V(off) for a snippet).

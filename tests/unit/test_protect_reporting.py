@@ -16,7 +16,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.protect.held import 
 from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.report import prometheus_text
 from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.verdict import RECOMMENDATIONS, decide
 from tests.unit.ocsp_helpers import make_pki, respond, unsuccessful
-from tests.unit.test_runbook import URL, cert, check, endpoint, site
+from tests.unit.test_runbook import cert, check, endpoint, site
 
 NOW = 1_900_000_000.0
 HOUR = 3600
