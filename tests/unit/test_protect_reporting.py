@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.certificates import serial_hex
 from ansible_collections.ocsp.stapling.plugins.module_utils.protect.certid import CertIDError, response_certids
 from ansible_collections.ocsp.stapling.plugins.module_utils.protect.held import held_responses
-from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.report import prometheus_text
+from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.report import prometheus_text, summary_lines
 from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.verdict import RECOMMENDATIONS, decide
 from tests.unit.ocsp_helpers import make_pki, respond, unsuccessful
 from tests.unit.test_runbook import cert, check, endpoint, site
@@ -149,3 +149,12 @@ def test_the_textfile_has_the_mode_and_the_held_response_expiry(pki, tmp_path):
     text = prometheus_text({"web01": {"verdict": "x", "sites": standard["sites"]}}, now=NOW, action="check")
     assert 'ocsp_stapling_site_protected{host="web01",server="apache",site="a.test"} 0' in text.splitlines()
     assert "held_response_expiry" not in text
+
+
+def test_the_run_summary_says_protected_until_when(pki, tmp_path):
+    held = held_for(pki, tmp_path, NOW + 72 * HOUR, NOW + 5 * HOUR)
+    decision = decide(*outage(pki, held), now=NOW)
+    lines = summary_lines({"web01": dict(decision, host="web01")}, ["web01"])
+    row = next(line for line in lines if line.startswith("web01 "))
+    assert f"protected_expiring (until {decision['protected_until']})" in row
+    assert any(line.startswith("web01: next: restore the responder") for line in lines)

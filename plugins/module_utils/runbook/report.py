@@ -54,6 +54,8 @@ def host_row(host: str, outcome: dict | None) -> list[str]:
     reenable = outcome.get("reenable") or {}
     if verdict == "disabled_by_collection" and reenable.get("required_good"):
         verdict += f" ({reenable.get('consecutive_good', 0)}/{reenable['required_good']} good)"
+    if verdict in ("protected", "protected_expiring") and outcome.get("protected_until"):
+        verdict += f" (until {outcome['protected_until']})"
     return [host, ",".join(outcome.get("servers") or []) or "-", _sites_cell(outcome), verdict,
             _changed_cell(outcome)]
 
