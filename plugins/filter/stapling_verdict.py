@@ -17,12 +17,12 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.probe.tls import end
 from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.verdict import check_certificates, decide
 
 
-def stapling_verdict(facts, status=None, check=None, record=None):
+def stapling_verdict(facts, status=None, check=None, record=None, protected_warn_hours=24):
     if not isinstance(facts, dict):
         raise AnsibleFilterError(
             f"stapling_verdict expects the ansible_facts.ocsp_stapling dictionary from stapling_facts, got "
             f"{type(facts).__name__}. Run ocsp.stapling.stapling_facts first.")
-    return decide(facts, status or {}, check or {}, record or None)
+    return decide(facts, status or {}, check or {}, record or None, protected_warn_hours=float(protected_warn_hours))
 
 
 def stapling_check_certificates(facts):

@@ -51,11 +51,19 @@ options:
     description:
       - V(refresh) refreshes every certificate whose refresh is due (all with O(force)).
       - V(status) reports the state and changes nothing.
+      - V(prune) removes from the configuration at O(config_path) every certificate that is not
+        in O(certificates) or whose O(certificates[].snippet) no longer exists (the site left
+        protected mode), with its state file and held response, so the timer neither writes its
+        include back nor reloads the server for it and monitoring stops reporting it as
+        protected; with none left the configuration is removed, and the timer and the relay
+        skip a missing one. The nginx role runs it after every change.
     type: str
     default: refresh
-    choices: [refresh, status]
+    choices: [refresh, status, prune]
   certificates:
-    description: The certificates to keep responses for.
+    description:
+      - The certificates to keep responses for.
+      - With O(action=prune), the certificates still in protected mode (only their names are used).
     type: list
     elements: dict
     required: true
@@ -104,6 +112,7 @@ options:
     description:
       - Also write the keeper configuration (JSON) here, for the timer and the relay
         (C(python3 -m ...protect.keeper --config) / C(...protect.relay --config)).
+      - Required with O(action=prune), which edits it.
     type: path
   force:
     description: Refresh every certificate now, due or not.
@@ -158,6 +167,12 @@ EXAMPLES = r"""
     reload_command: [/usr/sbin/nginx, -s, reload]
     config_path: /etc/ocsp-stapling/keeper.json
 
+- name: Stop keeping responses for the sites that left protected mode
+  ocsp.stapling.stapling_keeper:
+    action: prune
+    certificates: "{{ still_protected }}"
+    config_path: /etc/ocsp-stapling/keeper.json
+
 - name: Report what is held
   ocsp.stapling.stapling_keeper:
     action: status
@@ -168,9 +183,11 @@ EXAMPLES = r"""
 RETURN = r"""
 certificates:
   description:
-    - One entry per certificate, the state file's content plus C(valid), C(due), C(age)
+    - One entry per certificate (none with O(action=prune)), the state file's content plus C(valid), C(due), C(age)
       (seconds since thisUpdate) and C(*_iso) times; after V(refresh) also C(refreshed) and
       C(changed); in check mode C(would_refresh).
+    - C(active) is false for a certificate whose O(certificates[].snippet) no longer exists (the
+      site left protected mode); nothing is fetched, written or reloaded for it.
     - State keys C(held), C(cert_status), C(this_update), C(next_update), C(next_refresh),
       C(last_error), C(consecutive_failures), C(url), C(certid), C(served) (V(file),
       V(fetch) or V(off) for a snippet).
@@ -186,8 +203,18 @@ reload:
   type: dict
 protected_until:
   description: The earliest nextUpdate among the valid held responses (ISO 8601), null if none is valid.
-  returned: always
+  returned: when O(action) is V(refresh) or V(status)
   type: str
+pruned:
+  description: Certificates removed from the configuration by O(action=prune).
+  returned: when O(action=prune)
+  type: list
+  elements: str
+removed:
+  description: Files O(action=prune) removed (or would remove, in check mode).
+  returned: when O(action=prune)
+  type: list
+  elements: str
 message:
   description: What happened, as a sentence.
   returned: always
@@ -201,7 +228,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.atomic_write import write_atomic
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import split_command
-from ansible_collections.ocsp.stapling.plugins.module_utils.protect.keeper import Keeper, KeeperError, iso
+from ansible_collections.ocsp.stapling.plugins.module_utils.protect.keeper import Keeper, KeeperError, iso, prune_config
 
 CERTIFICATE_SPEC = dict(
     name=dict(type="str", required=True),
@@ -217,7 +244,7 @@ CERTIFICATE_SPEC = dict(
 )
 
 ARGUMENT_SPEC = dict(
-    action=dict(type="str", default="refresh", choices=["refresh", "status"]),
+    action=dict(type="str", default="refresh", choices=["refresh", "status", "prune"]),
     certificates=dict(type="list", elements="dict", required=True, options=CERTIFICATE_SPEC),
     state_dir=dict(type="path", default="/var/lib/ocsp-stapling/keeper"),
     config_path=dict(type="path"),
@@ -240,7 +267,18 @@ def keeper_config(params: dict) -> dict:
     return config
 
 
+def prune(params: dict, check_mode: bool) -> dict:
+    outcome = prune_config(params["config_path"], [spec["name"] for spec in params["certificates"]], check_mode)
+    verb = "Would stop" if check_mode else "Stopped"
+    message = (f"{verb} keeping responses for {', '.join(outcome['pruned'])} (no longer in protected mode)."
+               if outcome["pruned"] else "Every certificate in the keeper configuration is still in protected mode.")
+    return {"changed": outcome["changed"], "pruned": outcome["pruned"], "removed": outcome["removed"],
+            "certificates": [], "message": message}
+
+
 def run(params: dict, check_mode: bool) -> dict:
+    if params["action"] == "prune":
+        return prune(params, check_mode)
     config = keeper_config(params)
     keeper = Keeper(config["certificates"], state_dir=config["state_dir"], openssl=config["openssl"],
                     timeout=config["timeout"], configtest_command=config["configtest_command"],
@@ -281,7 +319,8 @@ def run(params: dict, check_mode: bool) -> dict:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           required_if=[("action", "prune", ("config_path",))])
     try:
         result = run(module.params, module.check_mode)
     except KeeperError as exc:

@@ -95,6 +95,21 @@ options:
       - Used to find the issuer when a server does not send its intermediate (so the staple
         can still be verified), and to verify the served chain (RV(endpoints[].chain_trusted)).
     type: path
+  keeper_state_dirs:
+    description:
+      - Directories of the protected-mode keeper's state files (C(<state_dir>/<name>.json)),
+        read for RV(held_responses). Missing directories are skipped.
+    type: list
+    elements: path
+    default: []
+  md_store_dirs:
+    description:
+      - mod_md store directories (C(MDStoreDir)); the responses mod_md holds,
+        C(<MDStoreDir>/ocsp/<group>/ocsp-<certid>.json), are read for RV(held_responses).
+        Missing directories are skipped.
+    type: list
+    elements: path
+    default: []
 attributes:
   check_mode:
     support: full
@@ -233,6 +248,18 @@ summary:
   description: C(total), C(verdicts) (count per verdict) and C(problems) (one line per endpoint that needs attention).
   returned: always
   type: dict
+held_responses:
+  description:
+    - The OCSP responses protected mode holds on the host, one entry per response, from
+      O(keeper_state_dirs) (C(source=keeper)) and O(md_store_dirs) (C(source=mod_md)).
+    - C(name), C(serial) (hex, of the certificate the response is for), C(cert_status),
+      C(next_update) (POSIX seconds) and C(next_update_iso), C(held), C(valid) (held and before
+      nextUpdate), C(seconds_left), C(path); keeper entries add C(served), C(last_error) and
+      C(consecutive_failures).
+    - mod_md keeps stapling a held response past its nextUpdate, so C(next_update) is a deadline.
+  returned: always
+  type: list
+  elements: dict
 openssl:
   description: The openssl binary and version used on the managed host.
   returned: always
@@ -242,6 +269,7 @@ openssl:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.probe.tls import run_module_probe
+from ansible_collections.ocsp.stapling.plugins.module_utils.protect.held import held_responses
 
 ARGUMENT_SPEC = dict(
     endpoints=dict(type="list", elements="dict", options=dict(
@@ -256,6 +284,8 @@ ARGUMENT_SPEC = dict(
     warmup=dict(type="bool", default=False),
     warmup_delay=dict(type="float", default=0.5),
     trust_bundle=dict(type="path"),
+    keeper_state_dirs=dict(type="list", elements="path", default=[]),
+    md_store_dirs=dict(type="list", elements="path", default=[]),
 )
 
 
@@ -274,6 +304,7 @@ def main() -> None:
         module.fail_json(msg=str(exc))
     for warning in found.pop("warnings"):
         module.warn(warning)
+    found["held_responses"] = held_responses(module.params["keeper_state_dirs"], module.params["md_store_dirs"])
     module.exit_json(changed=False, **found)
 
 

@@ -58,7 +58,8 @@ def test_alert_rules_pass_promtool_check_rules(promtool):
 def test_alert_rules_pass_their_unit_tests_with_a_case_per_alert(promtool):
     alerts = {rule["alert"] for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]}
     assert alerts == {"OCSPStapleBadWhileResponderAnswers", "OCSPResponderUnreachable", "OCSPStaplingDisabledTooLong",
-                      "OCSPHeldResponseExpiresSoon", "OCSPReenableJobNotRun"}
+                      "OCSPHeldResponseExpiresSoon", "OCSPReenableJobNotRun",
+                      "OCSPProtectedResponseExpiresSoon"}
     cases = yaml.safe_load(ALERT_TESTS.read_text())["tests"]
     firing = {case["alertname"] for test in cases for case in test["alert_rule_test"] if case["exp_alerts"]}
     quiet = {case["alertname"] for test in cases for case in test["alert_rule_test"] if not case["exp_alerts"]}
@@ -75,6 +76,8 @@ def test_alerts_read_only_series_the_textfile_has():
     written = {line.split("{")[0] for line in prometheus_text(RICH, now=1735689600, action="reenable").splitlines()
                if line and not line.startswith("#")}
     written.add("ssl_ocsp_response_next_update")
+    # Written for protected sites only (RICH has none): test_protect_reporting.py checks it.
+    written.add("ocsp_stapling_held_response_expiry_timestamp_seconds")
     for group in yaml.safe_load(ALERTS.read_text())["groups"]:
         for rule in group["rules"]:
             names = set(re.findall(r"\b((?:ocsp_stapling|ssl_ocsp)_[a-z_]+)", rule["expr"]))

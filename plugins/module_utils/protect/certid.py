@@ -86,3 +86,43 @@ def _request_certids(request_der: bytes) -> list[dict]:
     if not certids:
         raise CertIDError("the OCSP request asks about no certificate")
     return certids
+
+
+def response_certids(response_der: bytes) -> list[dict]:
+    """Every CertID a DER OCSPResponse answers for, in order; raises :class:`CertIDError`.
+
+    ``OCSPResponse { responseStatus, responseBytes [0] { responseType, response OCTET
+    STRING (BasicOCSPResponse { tbsResponseData { version [0]?, responderID [1]/[2],
+    producedAt, responses SEQUENCE OF SingleResponse { certID, ... } ... } ... }) } }``.
+    Nothing is verified here: this only says which certificate a stored response is for.
+    """
+    tag, start, end = _read_tlv(response_der, 0)
+    if tag != SEQUENCE or end != len(response_der):
+        raise CertIDError("an OCSP response is one DER SEQUENCE")
+    outer = _children(response_der, start, end)
+    wrapped = [item for item in outer if item[0] == 0xA0]
+    if not wrapped:
+        raise CertIDError("the OCSP response carries no responseBytes (an error status)")
+    response_bytes = _children(response_der, wrapped[0][1], wrapped[0][2])
+    if not response_bytes or response_bytes[0][0] != SEQUENCE:
+        raise CertIDError("the responseBytes are not a SEQUENCE")
+    fields = _children(response_der, response_bytes[0][1], response_bytes[0][2])
+    if len(fields) < 2 or fields[1][0] != OCTET_STRING:
+        raise CertIDError("the responseBytes hold no response OCTET STRING")
+    basic = response_der[fields[1][1]:fields[1][2]]
+    tag, start, end = _read_tlv(basic, 0)
+    if tag != SEQUENCE:
+        raise CertIDError("the BasicOCSPResponse is not a SEQUENCE")
+    parts = _children(basic, start, end)
+    if not parts or parts[0][0] != SEQUENCE:
+        raise CertIDError("the BasicOCSPResponse has no tbsResponseData")
+    data = [item for item in _children(basic, parts[0][1], parts[0][2]) if item[0] == SEQUENCE]
+    if not data:
+        raise CertIDError("the response data holds no responses")
+    certids = []
+    for tag, rstart, rend in _children(basic, data[0][1], data[0][2]):
+        inner = _children(basic, rstart, rend) if tag == SEQUENCE else []
+        if not inner or inner[0][0] != SEQUENCE:
+            raise CertIDError("a SingleResponse has no CertID")
+        certids.append(parse_certid(basic, inner[0][1], inner[0][2]))
+    return certids

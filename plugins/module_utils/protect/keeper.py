@@ -161,10 +161,13 @@ class Keeper:
         name = spec.get("name") or ""
         if not _NAME.match(name):
             raise KeeperError(f"certificate name {name!r} is not usable as a file name; use letters, digits, '.', '_' or '-'.")
+        # A site whose include is gone left protected mode, and the plan swept its issuer file
+        # with the include: not an error, the certificate is just not kept (see active()).
+        left = bool(spec.get("snippet")) and not os.path.exists(spec["snippet"])
         for key in ("cert", "issuer"):
             if not spec.get(key):
                 raise KeeperError(f"certificate {name}: '{key}' is missing; give the PEM path of the {'leaf' if key == 'cert' else 'issuing CA'} certificate.")
-            if not os.path.isfile(spec[key]):
+            if not left and not os.path.isfile(spec[key]):
                 raise KeeperError(f"certificate {name}: {spec[key]} ({key}) does not exist on this host; check the path.")
         fallback = spec.get("fallback") or "fetch"
         if fallback not in ("fetch", "off"):
@@ -244,8 +247,21 @@ class Keeper:
         out = []
         for spec in self.certificates:
             state = self.read_state(spec["name"]) or self._fresh_state(spec)
-            out.append(self._decorate(state, now))
+            entry = self._decorate(state, now)
+            entry["active"] = self.active(spec)
+            out.append(entry)
         return out
+
+    @staticmethod
+    def active(spec: dict) -> bool:
+        """False for an nginx site whose include is gone: the site left protected mode.
+
+        The nginx plan writes the include before the site reads it and removes it when the
+        site is disabled or goes back to standard mode, so a missing include means nginx no
+        longer reads it: writing it back, fetching for it or reloading nginx for it would be
+        work for nothing (and a reload during an outage empties nginx's own staples).
+        """
+        return not spec["snippet"] or os.path.exists(spec["snippet"])
 
     def _fresh_state(self, spec: dict) -> dict:
         return {"version": STATE_VERSION, "name": spec["name"], "cert": spec["cert"], "issuer": spec["issuer"],
@@ -277,10 +293,15 @@ class Keeper:
             if names and spec["name"] not in names:
                 continue
             state = self.read_state(spec["name"]) or self._fresh_state(spec)
+            if not self.active(spec):
+                entry = self._decorate(state, now)
+                entry.update(active=False, refreshed=False, changed=False, would_refresh=False)
+                results.append(entry)
+                continue
             due = force or state.get("next_refresh") is None or now >= state["next_refresh"]
             if check_mode:
                 entry = self._decorate(state, now)
-                entry.update(would_refresh=due, refreshed=False, changed=due)
+                entry.update(active=True, would_refresh=due, refreshed=False, changed=due)
                 results.append(entry)
                 continue
             if due:
@@ -294,7 +315,7 @@ class Keeper:
             state["refreshed_now"] = bool(due)
             self._write_state(state)
             entry = self._decorate(state, now)
-            entry.update(refreshed=bool(due), changed=changed)
+            entry.update(active=True, refreshed=bool(due), changed=changed)
             results.append(entry)
         reload_result = {"ran": False}
         if not check_mode and (snippet_changes or (response_changed and self._any_serving())):
@@ -428,6 +449,49 @@ def load_config(path: str) -> dict:
     return config
 
 
+def prune_config(path: str, keep: list[str], check_mode: bool = False) -> dict:
+    """Drop from the keeper configuration at ``path`` the certificates that left protected mode.
+
+    A certificate stays when its name is in ``keep`` and its nginx include (if it has one)
+    still exists. A dropped certificate's state file and held response are removed too, so
+    monitoring no longer reports the site as protected; with no certificate left the
+    configuration itself is removed (the timer and the relay skip a missing one).
+    Returns ``{"changed", "pruned": [names], "kept": [names], "removed": [paths]}``.
+    """
+    result: dict = {"changed": False, "pruned": [], "kept": [], "removed": []}
+    try:
+        config = load_config(path)
+    except FileNotFoundError:
+        return result
+    state_dir = config.get("state_dir") or DEFAULT_STATE_DIR
+    kept, removed = [], []
+    for spec in config["certificates"]:
+        name = spec.get("name") or ""
+        snippet = spec.get("snippet")
+        if name in keep and (not snippet or os.path.exists(snippet)):
+            kept.append(spec)
+            continue
+        result["pruned"].append(name)
+        if _NAME.match(name):
+            removed.append(os.path.join(state_dir, name + ".json"))
+            removed.append(spec.get("response") or os.path.join(state_dir, name + ".der"))
+    result["kept"] = [spec.get("name") for spec in kept]
+    if not result["pruned"]:
+        return result
+    result["changed"] = True
+    result["removed"] = [candidate for candidate in removed if os.path.exists(candidate)] + ([] if kept else [path])
+    if check_mode:
+        return result
+    for candidate in result["removed"]:
+        if candidate != path:
+            os.unlink(candidate)
+    if kept:
+        write_atomic(path, json.dumps(dict(config, certificates=kept), indent=2, sort_keys=True) + "\n", mode=0o644)
+    else:
+        os.unlink(path)
+    return result
+
+
 def keeper_from_config(config: dict) -> Keeper:
     return Keeper(config["certificates"], state_dir=config.get("state_dir") or DEFAULT_STATE_DIR,
                   openssl=config.get("openssl") or DEFAULT_OPENSSL, timeout=float(config.get("timeout") or DEFAULT_TIMEOUT),
@@ -450,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"ocsp-stapling keeper: {exc}\n")
         return 2
     sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    failed = [entry for entry in result["certificates"] if entry.get("last_error") and not entry.get("valid")]
+    failed = [entry for entry in result["certificates"]
+              if entry.get("active", True) and entry.get("last_error") and not entry.get("valid")]
     return 1 if failed or not result.get("reload", {}).get("ok", True) else 0
 
 

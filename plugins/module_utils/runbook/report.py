@@ -54,6 +54,8 @@ def host_row(host: str, outcome: dict | None) -> list[str]:
     reenable = outcome.get("reenable") or {}
     if verdict == "disabled_by_collection" and reenable.get("required_good"):
         verdict += f" ({reenable.get('consecutive_good', 0)}/{reenable['required_good']} good)"
+    if verdict in ("protected", "protected_expiring") and outcome.get("protected_until"):
+        verdict += f" (until {outcome['protected_until']})"
     return [host, ",".join(outcome.get("servers") or []) or "-", _sites_cell(outcome), verdict,
             _changed_cell(outcome)]
 
@@ -109,6 +111,11 @@ METRICS: dict[str, str] = {
     METRIC_PREFIX + "staple_verdict": ("Always 1: what the site staples (verdict) and whether its configuration "
                                        "turns stapling on (stapling), with the OCSP responder its certificate names."),
     METRIC_PREFIX + "handshake_duration_seconds": "Duration of the TLS handshake that fetched the site's staple.",
+    METRIC_PREFIX + "site_protected": ("1 when the site is in protected mode (a held response, from the keeper or "
+                                       "mod_md, keeps it stapling through a responder outage), 0 in standard mode."),
+    METRIC_PREFIX + "held_response_expiry_timestamp_seconds": (
+        "nextUpdate of the response protected mode holds for the site (source: keeper or mod_md), Unix seconds: "
+        "the site is protected until then, and mod_md keeps stapling it past then, expired."),
     METRIC_PREFIX + "responder_reachable": ("1 when the host got a correct, current answer from the OCSP responder "
                                             "over this IP family (any: over some family), else 0."),
     METRIC_PREFIX + "disabled_since_timestamp_seconds": ("When ocsp.stapling disabled stapling on the host, "
@@ -155,6 +162,11 @@ def _site_series(host: str, row: dict, add) -> None:
     add(METRIC_PREFIX + "staple_verdict",
         dict(labels, responder=row.get("responder_url") or "", verdict=row.get("verdict") or "not_probed",
              stapling={True: "on", False: "off"}.get(configured, "default")), 1)
+    add(METRIC_PREFIX + "site_protected", labels, 1 if row.get("mode") == "protected" else 0)
+    until = row.get("protected_until_timestamp")
+    if row.get("mode") == "protected" and isinstance(until, (int, float)):
+        add(METRIC_PREFIX + "held_response_expiry_timestamp_seconds",
+            dict(labels, source=row.get("protection_source") or ""), int(until))
     if not row.get("handshake_ok"):
         # ssl_exporter has no OCSP series for a target whose handshake failed.
         return

@@ -14,7 +14,14 @@ Verdicts, first match wins:
 ``disabled_by_collection``  our state record is on the host: the re-enable job owns it.
 ``not_applicable``          no TLS site, or no certificate with an OCSP URL.
 ``must_staple_at_risk``     a responder is unreachable and a Must-Staple site depends on it.
-``disable_recommended``     a responder a stapling site depends on is unreachable.
+``protected``               a responder is unreachable, but every stapling site that depends
+                            on it is in protected mode with a valid held response more than
+                            ``protected_warn_hours`` from its nextUpdate: "protected until".
+``protected_expiring``      the same, but a held response's nextUpdate is less than
+                            ``protected_warn_hours`` away: restore the responder before then.
+``disable_recommended``     a responder a stapling site depends on is unreachable (a held
+                            response past its nextUpdate protects nothing: mod_md keeps
+                            stapling it, expired).
 ``reload_recommended``      every stapling site's responder answers, yet a site staples an
                             error or a stale response: Apache keeps the ``tryLater`` it
                             synthesized for up to ``SSLStaplingStandardCacheTimeout``; a
@@ -35,6 +42,8 @@ Must-Staple certificate is never waved through.
 """
 from __future__ import annotations
 
+import time
+
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.facts import site_stapling
 
 ON_VALUES = ("on", "1", "true", "yes")
@@ -49,6 +58,9 @@ RECOMMENDATIONS = {
     "not_applicable": "nothing to do",
     "stapling_off": "none (operator's choice); enable_stapling to turn it on",
     "must_staple_at_risk": "restore responder reachability; disable only with force=true",
+    "protected": "nothing now: protected mode serves the held responses; restore the responder before they expire",
+    "protected_expiring": ("restore the responder before the held responses expire (past nextUpdate the check "
+                           "recommends disable_stapling)"),
     "disable_recommended": "run disable_stapling",
     "reload_recommended": "graceful reload (reenable_stapling recover)",
     "must_staple_broken": ("get a good staple served on the Must-Staple sites (stapling on for them, responder "
@@ -58,6 +70,8 @@ RECOMMENDATIONS = {
     "tls_failing": "fix the failing sites first",
     "healthy": "nothing to do",
 }
+# How long before a held response's nextUpdate "protected" turns into a warning.
+PROTECTED_WARN_HOURS = 24.0
 # A Must-Staple site is fine only with a good staple; a failed handshake is tls_failing's.
 MUST_STAPLE_OK = ("good", "handshake_failed")
 
@@ -124,6 +138,10 @@ def check_certificates(facts: dict) -> list[dict]:
     return list(out.values())
 
 
+def _iso(seconds: float | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds)) if seconds is not None else "?"
+
+
 def _check_failed(check: dict) -> str | None:
     """The check task's own failure message, when it failed as a whole.
 
@@ -159,9 +177,33 @@ def responder_rows(check: dict) -> list[dict]:
     return rows
 
 
+def _serial_key(serial) -> int | None:
+    try:
+        return int(str(serial), 16)
+    except (TypeError, ValueError):
+        return None
+
+
+def _held_for(held: list[dict], server: str | None, names: list[str], label: str, serial) -> dict | None:
+    """The held response protecting a site: the keeper's entry named after the site (nginx),
+    else one for the served certificate's serial (mod_md, the relay)."""
+    if server == "nginx":
+        for entry in held:
+            if entry.get("source") == "keeper" and entry.get("name") in [label] + names:
+                return entry
+    key = _serial_key(serial)
+    if key is None:
+        return None
+    matches = [entry for entry in held if _serial_key(entry.get("serial")) == key
+               and (entry.get("source") == "mod_md") == (server == "apache")]
+    # Several (a response per hash algorithm, an old group): the one that lasts longest.
+    return max(matches, key=lambda entry: entry.get("next_update") or 0) if matches else None
+
+
 def site_rows(facts: dict, status: dict, check: dict) -> list[dict]:
     """One row per TLS site: configuration, what it staples, its responder."""
     endpoints = list((status or {}).get("endpoints") or [])
+    held = list((status or {}).get("held_responses") or [])
     by_cert = _responder_index(check)
     check_failure = _check_failed(check)
     rows = []
@@ -183,9 +225,17 @@ def site_rows(facts: dict, status: dict, check: dict) -> list[dict]:
             else:
                 failure, detail = "not_checked", (f"The responder check did not cover {', '.join(cert_paths) or 'the certificate'}"
                                                   " of this site (no check result for it).")
+        protection = _held_for(held, site.get("server"), names, _site_label(site), served.get("serial"))
         rows.append({
             "server": site.get("server"),
             "site": _site_label(site),
+            # Protected mode: the held response that keeps this site stapling through an
+            # outage, and when it expires (POSIX seconds; null in standard mode).
+            "mode": "protected" if protection else "standard",
+            "protection_source": (protection or {}).get("source"),
+            "protected_until": (protection or {}).get("next_update_iso"),
+            "protected_until_timestamp": (protection or {}).get("next_update"),
+            "held_valid": (protection or {}).get("valid"),
             "names": names,
             "address": endpoint.get("host") or "127.0.0.1",
             "port": endpoint.get("port") or next(iter(sorted(_ports(site))), None),
@@ -281,8 +331,24 @@ def _must_staple_problem(row: dict, stapling_on: bool) -> str:
     return f"it staples {row['verdict']}"
 
 
-def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -> dict:
+def _protection(rows: list[dict], now: float, warn_hours: float) -> tuple[list[dict], list[dict], list[dict]]:
+    """(protected far from expiry, protected but expiring within ``warn_hours``, not protected)."""
+    far, expiring, exposed = [], [], []
+    for row in rows:
+        until = row.get("protected_until_timestamp")
+        if row.get("mode") != "protected" or until is None or now >= until or row.get("held_valid") is False:
+            exposed.append(row)
+        elif until - now < warn_hours * 3600:
+            expiring.append(row)
+        else:
+            far.append(row)
+    return far, expiring, exposed
+
+
+def decide(facts: dict, status: dict, check: dict, record: dict | None = None, now: float | None = None,
+           protected_warn_hours: float = PROTECTED_WARN_HOURS) -> dict:
     """The host's verdict, recommendation and the rows the report shows."""
+    now = time.time() if now is None else now
     sites = site_rows(facts, status, check)
     responders = responder_rows(check)
     servers = sorted({row["server"] for row in sites if row["server"]})
@@ -306,10 +372,29 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -
     elif unreachable:
         urls = sorted({row["responder_url"] or "?" for row in unreachable})
         failures = sorted({row["responder_failure"] or "unknown" for row in unreachable})
-        at_risk = sorted({row["site"] for row in unreachable if row["must_staple"]})
+        far, expiring, exposed = _protection(unreachable, now, protected_warn_hours)
+        at_risk = sorted({row["site"] for row in exposed if row["must_staple"]})
         reasons.append(f"This host cannot get a correct answer from {', '.join(urls)} ({', '.join(failures)}); "
                        f"{len(unreachable)} stapling site(s) depend on it.")
-        if at_risk:
+        until = min((row["protected_until_timestamp"] for row in far + expiring), default=None)
+        expired = [row for row in exposed if row.get("mode") == "protected"]
+        if expired:
+            reasons.append(f"Protected mode no longer covers {', '.join(sorted({r['site'] for r in expired}))}: the held "
+                           f"response expired at {', '.join(sorted({r['protected_until'] or '?' for r in expired}))} "
+                           f"(mod_md keeps stapling it, expired, which clients reject like no staple).")
+        if not exposed and expiring:
+            verdict = "protected_expiring"
+            reasons.append(f"Protected until {_iso(until)}: {', '.join(sorted({r['site'] for r in expiring}))} "
+                           f"staple(s) a held response that expires within {protected_warn_hours:g} hours. "
+                           f"Restore the responder from this host (firewall, DNS, IPv6, proxy) before then: once the "
+                           f"held response has expired the verdict turns to disable_recommended (mod_md keeps "
+                           f"stapling an expired response, which clients reject).")
+        elif not exposed:
+            verdict = "protected"
+            reasons.append(f"Protected until {_iso(until)}: every site that depends on the unreachable responder "
+                           f"staples a held response (protected mode), so clients see no outage until then. "
+                           f"Restore the responder before that; no disable is needed.")
+        elif at_risk:
             verdict = "must_staple_at_risk"
             reasons.append(f"Must-Staple certificates on {', '.join(at_risk)}: browsers refuse these sites without "
                            f"a good staple whatever is done; disabling stapling keeps them broken until it is "
@@ -364,6 +449,8 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -
                              if row["verdict"] in ERROR_STAPLE_VERDICTS and row["server"]}) \
         if verdict == "reload_recommended" else []
     good_servers = sorted({row["server"] for row in sites if row["verdict"] == "good" and row["server"]})
+    held_until = [row["protected_until_timestamp"] for row in sites
+                  if row["mode"] == "protected" and row["held_valid"] and row["protected_until_timestamp"]]
     staple_errors = [f"{row['server']} {row['site']}: {row['verdict']}" for row in stapling_sites
                      if row["verdict"] in BAD_STAPLE_VERDICTS]
     stapling_servers = sorted({row["server"] for row in stapling_sites if row["server"]})
@@ -387,6 +474,10 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -
         # Stapling is on, and every server that staples serves at least one good staple.
         "staples_ok": not staple_errors and not set(stapling_servers) - set(good_servers),
         "endpoints": _endpoints(sites),
+        # Protected mode: per site its mode, and the earliest nextUpdate of the held
+        # responses the host's stapling sites rely on ("protected until").
+        "modes": {row["site"]: row["mode"] for row in sites},
+        "protected_until": _iso(min(held_until)) if held_until else None,
         "stapling_servers": stapling_servers,
         "previous": previous_settings(facts),
     }
