@@ -18,6 +18,8 @@ requests for the same certificate made with the same hash algorithm have the sam
 """
 from __future__ import annotations
 
+import functools
+
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.der import (
     INTEGER, OCTET_STRING, OID, SEQUENCE, DERError, children, oid_text, read_tlv)
 
@@ -54,17 +56,22 @@ def certid_key(certid: dict) -> str:
     return "/".join((certid["hash_oid"], certid["issuer_name_hash"], certid["issuer_key_hash"], certid["serial"]))
 
 
+def _certid_errors(function):
+    """Any malformed DER met on the way is a :class:`CertIDError` to the caller."""
+    @functools.wraps(function)
+    def wrapped(der: bytes) -> list[dict]:
+        try:
+            return function(der)
+        except CertIDError:
+            raise
+        except DERError as exc:
+            raise CertIDError(str(exc)) from None
+    return wrapped
+
+
+@_certid_errors
 def request_certids(request_der: bytes) -> list[dict]:
     """Every CertID in a DER OCSPRequest, in order; raises :class:`CertIDError`."""
-    try:
-        return _request_certids(request_der)
-    except CertIDError:
-        raise
-    except DERError as exc:
-        raise CertIDError(str(exc)) from None
-
-
-def _request_certids(request_der: bytes) -> list[dict]:
     tag, start, end = read_tlv(request_der, 0)
     if tag != SEQUENCE or end != len(request_der):
         raise CertIDError("an OCSP request is one DER SEQUENCE")
@@ -88,6 +95,7 @@ def _request_certids(request_der: bytes) -> list[dict]:
     return certids
 
 
+@_certid_errors
 def response_certids(response_der: bytes) -> list[dict]:
     """Every CertID a DER OCSPResponse answers for, in order; raises :class:`CertIDError`.
 
@@ -96,7 +104,7 @@ def response_certids(response_der: bytes) -> list[dict]:
     producedAt, responses SEQUENCE OF SingleResponse { certID, ... } ... } ... }) } }``.
     Nothing is verified here: this only says which certificate a stored response is for.
     """
-    tag, start, end = _read_tlv(response_der, 0)
+    tag, start, end = read_tlv(response_der, 0)
     if tag != SEQUENCE or end != len(response_der):
         raise CertIDError("an OCSP response is one DER SEQUENCE")
     outer = _children(response_der, start, end)
@@ -110,7 +118,7 @@ def response_certids(response_der: bytes) -> list[dict]:
     if len(fields) < 2 or fields[1][0] != OCTET_STRING:
         raise CertIDError("the responseBytes hold no response OCTET STRING")
     basic = response_der[fields[1][1]:fields[1][2]]
-    tag, start, end = _read_tlv(basic, 0)
+    tag, start, end = read_tlv(basic, 0)
     if tag != SEQUENCE:
         raise CertIDError("the BasicOCSPResponse is not a SEQUENCE")
     parts = _children(basic, start, end)
@@ -120,7 +128,7 @@ def response_certids(response_der: bytes) -> list[dict]:
     if not data:
         raise CertIDError("the response data holds no responses")
     certids = []
-    for tag, rstart, rend in _children(basic, data[0][1], data[0][2]):
+    for tag, rstart, rend, _offset in _children(basic, data[0][1], data[0][2]):
         inner = _children(basic, rstart, rend) if tag == SEQUENCE else []
         if not inner or inner[0][0] != SEQUENCE:
             raise CertIDError("a SingleResponse has no CertID")
