@@ -13,12 +13,12 @@ Verdicts, first match wins:
 
 ``disabled_by_collection``  our state record is on the host: the re-enable job owns it.
 ``not_applicable``          no TLS site, or no certificate with an OCSP URL.
-``must_staple_at_risk``     a responder is unreachable and a Must-Staple site depends on it.
 ``protected``               a responder is unreachable, but every stapling site that depends
                             on it is in protected mode with a valid held response more than
                             ``protected_warn_hours`` from its nextUpdate: "protected until".
 ``protected_expiring``      the same, but a held response's nextUpdate is less than
                             ``protected_warn_hours`` away: restore the responder before then.
+``must_staple_at_risk``     a responder is unreachable and a Must-Staple site depends on it.
 ``disable_recommended``     a responder a stapling site depends on is unreachable (a held
                             response past its nextUpdate protects nothing: mod_md keeps
                             stapling it, expired).
