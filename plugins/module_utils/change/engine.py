@@ -67,6 +67,8 @@ DEFAULT_WARNING_PATTERNS = ("AH02217", "AH02218", "AH02604")
 DEFAULT_BACKUP_DIR = "/var/backups/ocsp.stapling"
 COMMAND_TIMEOUT = 180
 MAX_LOG_READ = 4 * 1024 * 1024
+#: The change lock's mode (``backup_dir/.lock``): only the runbook reads it.
+LOCK_MODE = 0o600
 #: After the parent is seen dead, how long to keep reading the error log for its last
 #: words: Apache writes AH00020 itself just before it exits, but a piped ErrorLog's logger
 #: (rotatelogs, a syslog relay) may write it after the parent has gone, later under load.
@@ -655,7 +657,13 @@ class _Lock:
 
     def __init__(self, directory: str) -> None:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        self.handle = open(os.path.join(directory, ".lock"), "w")
+        path = os.path.join(directory, ".lock")
+        # Owner-only, like the backups beside it; a lock left 0644 by an older version is tightened.
+        self.handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT, LOCK_MODE), "w")
+        try:
+            os.fchmod(self.handle.fileno(), LOCK_MODE)
+        except PermissionError:
+            pass
 
     def __enter__(self) -> "_Lock":
         deadline = time.monotonic() + 300
