@@ -595,10 +595,19 @@ class Backup:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         os.makedirs(root, mode=0o700, exist_ok=True)
         self.directory = tempfile.mkdtemp(prefix=f"{stamp}-", dir=root)
+        self.stamp = stamp
         self.files = [f for f in files if f.changed]
         self.links = [link for link in links if link.changed]
         self.paths: dict[str, str | None] = {}
-        manifest = {"created": stamp, "files": [], "links": []}
+        try:
+            self._write()
+        except BaseException:
+            # A half-written backup (a full disk) must not pass for one later.
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise
+
+    def _write(self) -> None:
+        manifest = {"created": self.stamp, "files": [], "links": []}
         for item in self.files:
             if item.before is None:
                 self.paths[item.path] = None
@@ -639,17 +648,38 @@ class Backup:
 
 
 def swap(files: list[PlannedFile], links: list[PlannedLink]) -> None:
+    """Write every changed file and link; an OSError names the live path that failed (not
+    the temp file beside it)."""
     for item in files:
         if not item.changed:
             continue
-        if item.after is None:
-            if os.path.lexists(item.path):
-                os.unlink(item.path)
-        else:
-            write_atomic(item.path, item.after, item.mode, item.uid, item.gid)
+        try:
+            if item.after is None:
+                if os.path.lexists(item.path):
+                    os.unlink(item.path)
+            else:
+                write_atomic(item.path, item.after, item.mode, item.uid, item.gid)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, item.path) from exc
     for link in links:
         if link.changed:
-            _set_link(link.path, link.after)
+            try:
+                _set_link(link.path, link.after)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, link.path) from exc
+
+
+def unwritable(exc: OSError, what: str) -> str:
+    """Why a write failed, in the operator's terms, with where to look."""
+    where = exc.filename or what
+    if exc.errno == errno.ENOSPC:
+        hint = f"its file system is full: free space there (df -h {os.path.dirname(str(where)) or '/'})"
+    elif exc.errno in (errno.EPERM, errno.EACCES, errno.EROFS):
+        hint = ("it or its directory is read-only: an immutable attribute (lsattr; chattr -i), a "
+                "read-only mount (mount -o remount,rw) or permissions; as root, mode bits alone do not stop a write")
+    else:
+        hint = "see the error above"
+    return f"{where} could not be written ({exc.strerror or exc}): {hint}"
 
 
 class _Lock:
@@ -778,7 +808,13 @@ class StaplingChange:
                     self.warnings.append("Check mode did not run configtest: without a private mount "
                                          "namespace that would need writing the live files.")
             return self.result
-        with _Lock(req.backup_dir):
+        try:
+            lock = _Lock(req.backup_dir)
+        except OSError as exc:
+            raise ChangeError(f"Could not take the change lock in the backup directory {req.backup_dir}: "
+                              f"{unwritable(exc, req.backup_dir)}. Nothing was changed and the server was not "
+                              f"reloaded; fix that and run again.", self.result) from None
+        with lock:
             return self._apply(files, links, changed)
 
     def _apply(self, files, links, changed: bool) -> dict[str, Any]:
@@ -792,11 +828,27 @@ class StaplingChange:
                 self._record_configtest(rc, out, method)
                 if not self.result["configtest"]["passed"]:
                     self._fail_configtest(out)
-            backup = Backup(req.backup_dir, files, links)
+            try:
+                backup = Backup(req.backup_dir, files, links)
+            except OSError as exc:
+                raise ChangeError(f"Could not back up the files this change touches into {req.backup_dir}: "
+                                  f"{unwritable(exc, req.backup_dir)}. Nothing was changed and the server was "
+                                  f"not reloaded; fix that and run again.", self.result) from None
             self.result["backup_dir"] = backup.directory
             for entry in self.result["files"]:
                 entry["backup"] = backup.paths.get(entry["path"])
-            swap(files, links)
+            try:
+                swap(files, links)
+            except OSError as exc:
+                why = unwritable(exc, "a configuration file")
+                problems = backup.restore()
+                if problems:
+                    raise ChangeError(self._unrestorable("the swap failed", why, backup, problems),
+                                      self.result) from None
+                raise ChangeError(f"Could not swap the new configuration in: {why}. Every file this run had "
+                                  f"already written was put back from {backup.directory} and the server was "
+                                  f"not reloaded, so it still runs its old configuration. Make the file "
+                                  f"writable and run again.", self.result) from None
             swapped = True
             self.result["changed"] = True
             if method == "swap":
