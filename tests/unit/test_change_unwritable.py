@@ -142,3 +142,21 @@ def test_a_full_backup_file_system_stops_before_the_swap_and_leaves_no_partial_b
     assert not (tmp_path / "calls").exists()
     # The tmpfs went with the namespace; nothing of it is mounted here.
     assert not any(str(full) in line for line in Path("/proc/self/mounts").read_text().splitlines())
+
+
+def test_an_immutable_second_file_is_left_alone_and_the_first_is_put_back(tree):
+    """The swap stops at the file it cannot write: that file never changed, so the restore
+    must not try to write it either (it would fail the same way and report the old
+    configuration as not restored)."""
+    tmp_path, immutable = tree
+    main = tmp_path / "etc" / "main.conf"
+    before = snapshot(tmp_path / "etc")
+    if not chattr("+i", main):
+        pytest.skip("chattr +i is not supported on this file system")
+    immutable.append(main)
+
+    with pytest.raises(ChangeError) as info:
+        StaplingChange(change(tmp_path)).run()
+    message = info.value.message
+    assert "put back" in message and "could NOT be restored" not in message, message
+    assert snapshot(tmp_path / "etc") == before

@@ -636,15 +636,31 @@ class Backup:
                     st = os.stat(copy)
                     with open(copy, "rb") as handle:
                         data = handle.read()
+                    if _holds(item.path, data, st):
+                        continue    # never swapped (the swap stopped before it): nothing to undo
                     write_atomic(item.path, data, st.st_mode & 0o7777, st.st_uid, st.st_gid)
             except OSError as exc:
                 problems.append(f"{item.path}: {exc}")
         for link in self.links:
             try:
-                _set_link(link.path, link.before)
+                current = os.readlink(link.path) if os.path.islink(link.path) else None
+                if current != link.before:
+                    _set_link(link.path, link.before)
             except OSError as exc:
                 problems.append(f"{link.path}: {exc}")
         return problems
+
+
+def _holds(path: str, data: bytes, st: os.stat_result) -> bool:
+    """Does ``path`` already hold ``data`` with the mode and owner of ``st``?"""
+    try:
+        now = os.stat(path)
+        if (now.st_mode, now.st_uid, now.st_gid) != (st.st_mode, st.st_uid, st.st_gid):
+            return False
+        with open(path, "rb") as handle:
+            return handle.read() == data
+    except OSError:
+        return False
 
 
 def swap(files: list[PlannedFile], links: list[PlannedLink]) -> None:
