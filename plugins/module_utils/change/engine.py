@@ -698,6 +698,53 @@ def unwritable(exc: OSError, what: str) -> str:
     return f"{where} could not be written ({exc.strerror or exc}): {hint}"
 
 
+PENDING_PREFIX = "pending-reload-"
+
+
+def write_pending(backup: Backup, reload_command: Any) -> str:
+    """Note, next to the backups, that files are about to go live unreloaded. Removed once
+    the reload (or the rollback) is done: only a run killed in between leaves it, and the
+    next run that plans any of these files reloads even with nothing left to change."""
+    path = os.path.join(os.path.dirname(backup.directory),
+                        f"{PENDING_PREFIX}{os.path.basename(backup.directory)}.json")
+    data = {"backup": backup.directory, "pid": os.getpid(), "reload_command": split_command(reload_command),
+            "files": [item.path for item in backup.files], "links": [link.path for link in backup.links]}
+    write_atomic(path, json.dumps(data, indent=2) + "\n", LOCK_MODE)
+    return path
+
+
+def pending_reloads(backup_dir: str, paths: set[str]) -> list[dict[str, Any]]:
+    """Journals of earlier runs that swapped any of ``paths`` in and never reloaded."""
+    found = []
+    try:
+        names = sorted(os.listdir(backup_dir))
+    except OSError:
+        return found
+    for name in names:
+        if not (name.startswith(PENDING_PREFIX) and name.endswith(".json")):
+            continue
+        path = os.path.join(backup_dir, name)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            data = {"files": [], "links": []}
+        if not isinstance(data, dict):
+            data = {"files": [], "links": []}
+        touched = set(data.get("files") or []) | set(data.get("links") or [])
+        if touched & paths or not touched:
+            found.append(dict(data, journal=path))
+    return found
+
+
+def clear_pending(journals: list[str]) -> None:
+    for path in journals:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 class _Lock:
     """One change at a time per backup directory (per host, with the default)."""
 
@@ -808,7 +855,15 @@ class StaplingChange:
         if req.diff:
             self.result["diff"] = ([file_diff(f) for f in files if f.changed]
                                    + [link_diff(link) for link in links if link.changed])
-        if not changed and req.reload != "always":
+        pending = [] if changed else pending_reloads(
+            req.backup_dir, {f.path for f in files} | {link.path for link in links})
+        if pending:
+            self.warnings.append(
+                f"An earlier run swapped these files in and stopped before its reload (killed or crashed; "
+                f"backup {pending[0].get('backup')}): the server may still run the configuration from before. "
+                + ("Reloading now, so it runs what is on disk." if not req.check_mode else
+                   "A real run reloads it."))
+        if not changed and req.reload != "always" and not pending:
             return self.result
         if req.check_mode:
             self.result["changed"] = True
@@ -831,9 +886,19 @@ class StaplingChange:
                               f"{unwritable(exc, req.backup_dir)}. Nothing was changed and the server was not "
                               f"reloaded; fix that and run again.", self.result) from None
         with lock:
-            return self._apply(files, links, changed)
+            return self._apply(files, links, changed, [item["journal"] for item in pending])
 
-    def _apply(self, files, links, changed: bool) -> dict[str, Any]:
+    def _apply(self, files, links, changed: bool, pending: list[str] | None = None) -> dict[str, Any]:
+        journals = list(pending or [])
+        try:
+            result = self._apply_journaled(files, links, changed, journals)
+        except ChangeError:
+            clear_pending(journals)     # restored, or reported with what to do by hand
+            raise
+        clear_pending(journals)
+        return result
+
+    def _apply_journaled(self, files, links, changed: bool, journals: list[str]) -> dict[str, Any]:
         req = self.request
         backup = None
         swapped = False
@@ -854,6 +919,7 @@ class StaplingChange:
             for entry in self.result["files"]:
                 entry["backup"] = backup.paths.get(entry["path"])
             try:
+                journals.append(write_pending(backup, req.reload_command))
                 swap(files, links)
             except OSError as exc:
                 why = unwritable(exc, "a configuration file")
@@ -884,7 +950,7 @@ class StaplingChange:
                                      "validated before it went live.")
         if self.post_swap is not None:
             self._run_post_swap(backup)
-        if req.reload == "never" or (not changed and req.reload == "on_change"):
+        if req.reload == "never" or (not changed and not journals and req.reload == "on_change"):
             return self.result
         self.result["changed"] = True
         offset = log_size(req.verify.error_log if req.verify else None)

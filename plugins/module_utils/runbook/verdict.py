@@ -236,6 +236,10 @@ def error_counts(facts: dict) -> dict[str, int]:
 
 
 def _stapling_on(row: dict, facts: dict) -> bool:
+    if row.get("stapled"):
+        # Stapling in force whatever the files say: a server that staples with stapling off
+        # on disk has not loaded its files (a run stopped between its swap and its reload).
+        return True
     configured = row["stapling_configured"]
     if configured is None:
         # Not set anywhere: Apache, nginx and LiteSpeed all default to off.
@@ -369,6 +373,12 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None) -
         reasons.append(f"Must-Staple certificates served without a good staple ({problems}): Firefox and "
                        f"curl --cert-status refuse these sites. Turn stapling on for them and make sure their "
                        f"responder answers from this host; never disable stapling for them.")
+    unloaded = [row for row in sites if row.get("stapled") and row["stapling_configured"] is not True]
+    if unloaded:
+        reasons.append(f"{', '.join(row['server'] + ' ' + row['site'] for row in unloaded)} staple a response although "
+                       f"the configuration on disk does not turn stapling on: the running server has not loaded "
+                       f"its files (a run stopped between its swap and its reload, or an edit not reloaded yet). "
+                       f"The runbook counts what the server does, and its next change reloads it.")
     slow = [row for row in sites if (row["slowest_handshake_seconds"] or 0) >= SLOW_HANDSHAKE_SECONDS]
     if slow:
         worst = max(row["slowest_handshake_seconds"] for row in slow)
