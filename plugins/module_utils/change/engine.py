@@ -701,20 +701,23 @@ def unwritable(exc: OSError, what: str) -> str:
 PENDING_PREFIX = "pending-reload-"
 
 
-def write_pending(backup: Backup, reload_command: Any) -> str:
+def write_pending(backup: Backup, reload_command: Any, pid_file: str | None = None) -> str:
     """Note, next to the backups, that files are about to go live unreloaded. Removed once
     the reload (or the rollback) is done: only a run killed in between leaves it, and the
     next run that plans any of these files reloads even with nothing left to change."""
     path = os.path.join(os.path.dirname(backup.directory),
                         f"{PENDING_PREFIX}{os.path.basename(backup.directory)}.json")
     data = {"backup": backup.directory, "pid": os.getpid(), "reload_command": split_command(reload_command),
+            "pid_file": pid_file,
             "files": [item.path for item in backup.files], "links": [link.path for link in backup.links]}
     write_atomic(path, json.dumps(data, indent=2) + "\n", LOCK_MODE)
     return path
 
 
-def pending_reloads(backup_dir: str, paths: set[str]) -> list[dict[str, Any]]:
-    """Journals of earlier runs that swapped any of ``paths`` in and never reloaded."""
+def pending_reloads(backup_dir: str, paths: set[str], pid_file: str | None = None) -> list[dict[str, Any]]:
+    """Journals of earlier runs that swapped any of ``paths`` in, or changed the server whose
+    parent is in ``pid_file`` (a plan lists only what still differs: after the swap, often
+    nothing), and never reloaded."""
     found = []
     try:
         names = sorted(os.listdir(backup_dir))
@@ -732,7 +735,7 @@ def pending_reloads(backup_dir: str, paths: set[str]) -> list[dict[str, Any]]:
         if not isinstance(data, dict):
             data = {"files": [], "links": []}
         touched = set(data.get("files") or []) | set(data.get("links") or [])
-        if touched & paths or not touched:
+        if touched & paths or not touched or (pid_file and data.get("pid_file") == pid_file):
             found.append(dict(data, journal=path))
     return found
 
@@ -856,7 +859,8 @@ class StaplingChange:
             self.result["diff"] = ([file_diff(f) for f in files if f.changed]
                                    + [link_diff(link) for link in links if link.changed])
         pending = [] if changed else pending_reloads(
-            req.backup_dir, {f.path for f in files} | {link.path for link in links})
+            req.backup_dir, {f.path for f in files} | {link.path for link in links},
+            req.verify.pid_file if req.verify else None)
         if pending:
             self.warnings.append(
                 f"An earlier run swapped these files in and stopped before its reload (killed or crashed; "
@@ -919,7 +923,7 @@ class StaplingChange:
             for entry in self.result["files"]:
                 entry["backup"] = backup.paths.get(entry["path"])
             try:
-                journals.append(write_pending(backup, req.reload_command))
+                journals.append(write_pending(backup, req.reload_command, req.verify.pid_file if req.verify else None))
                 swap(files, links)
             except OSError as exc:
                 why = unwritable(exc, "a configuration file")
