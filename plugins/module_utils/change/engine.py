@@ -861,12 +861,11 @@ class StaplingChange:
         pending = [] if changed else pending_reloads(
             req.backup_dir, {f.path for f in files} | {link.path for link in links},
             req.verify.pid_file if req.verify else None)
-        if pending:
+        if pending and req.check_mode:
             self.warnings.append(
                 f"An earlier run swapped these files in and stopped before its reload (killed or crashed; "
                 f"backup {pending[0].get('backup')}): the server may still run the configuration from before. "
-                + ("Reloading now, so it runs what is on disk." if not req.check_mode else
-                   "A real run reloads it."))
+                f"A real run reloads it.")
         if not changed and req.reload != "always" and not pending:
             return self.result
         if req.check_mode:
@@ -893,7 +892,14 @@ class StaplingChange:
             return self._apply(files, links, changed, [item["journal"] for item in pending])
 
     def _apply(self, files, links, changed: bool, pending: list[str] | None = None) -> dict[str, Any]:
-        journals = list(pending or [])
+        # Looked at again under the lock: a change that held it meanwhile has reloaded and
+        # removed its note, and must not cost the server a second reload.
+        journals = [path for path in pending or [] if os.path.exists(path)]
+        if journals:
+            self.warnings.append(
+                "An earlier run swapped these files in and stopped before its reload (killed or crashed; "
+                f"{', '.join(journals)}): the server may still have run the configuration from before. "
+                "Reloaded it, so it runs what is on disk.")
         try:
             result = self._apply_journaled(files, links, changed, journals)
         except ChangeError:
