@@ -83,7 +83,7 @@ def test_an_immutable_link_directory_puts_back_the_files_already_written(tree):
     # The snippet and main.conf were written before the link failed: both are back.
     assert snapshot(tmp_path / "etc") == before
     assert not (tmp_path / "calls").exists(), "the server was reloaded"
-    assert not [p for p in (tmp_path / "etc").rglob(".ocsp-stapling-*")], "a temp file was left behind"
+    assert not list((tmp_path / "etc").rglob(".ocsp-stapling-*")), "a temp file was left behind"
 
 
 def test_an_immutable_config_file_changes_nothing(tree):
@@ -125,7 +125,7 @@ def test_a_full_backup_file_system_stops_before_the_swap_and_leaves_no_partial_b
     main.write_text("SSLUseStapling On\n" + "# padding to outgrow the tmpfs\n" * 400)
     before = snapshot(tmp_path / "etc")
     # A 4 KiB tmpfs holds one page: the backup copy of main.conf (12 KiB) cannot fit.
-    script = (f'mount -t tmpfs -o size=4k tmpfs "$1" && shift && exec "$@"')
+    script = 'mount -t tmpfs -o size=4k tmpfs "$1" && shift && exec "$@"'
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / ".cache" / "collections"),
                                                                     os.environ.get("PYTHONPATH")])))
     result = subprocess.run(
