@@ -99,7 +99,9 @@ options:
     type: str
     default: ""
 notes:
-  - The record is written with mode C(0644); it holds no secrets and monitoring may read it.
+  - >-
+    The record is written with mode C(0640) (owner and group, so a monitoring group may read it)
+    and the lock with C(0600); a record left C(0644) by an older version is tightened on its next write.
 seealso:
   - module: ocsp.stapling.stapling_change
 """

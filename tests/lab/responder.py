@@ -13,7 +13,9 @@ steered over a second, loopback-only control port:
 Modes: ``good`` (a correct answer), ``down`` (port closed), ``hang`` (accepts, never
 answers), ``garbage`` (HTTP 200 with non-OCSP bytes), ``http500``, ``trylater`` (OCSP status
 tryLater), ``badsig`` (signed by a key the issuer never certified), ``slow`` (answers after
-``delay`` seconds), ``expired`` (a correctly signed response whose nextUpdate has passed).
+``delay`` seconds), ``expired`` (a correctly signed response whose nextUpdate has passed),
+``oversized`` (HTTP 200 ``application/ocsp-response`` without a Content-Length, then
+``OVERSIZED_BYTES`` until the client hangs up: only a bounded read survives it).
 
 Answers GET (RFC 6960 appendix A.1, as nginx asks) and POST (as Apache asks) with
 ``Content-Type: application/ocsp-response`` (nginx rejects anything else). ``GET
@@ -47,7 +49,8 @@ from cryptography.x509 import ocsp
 
 from tests.lab.pki import LabPKI
 
-MODES = ("good", "down", "hang", "garbage", "http500", "trylater", "badsig", "slow", "expired")
+MODES = ("good", "down", "hang", "garbage", "http500", "trylater", "badsig", "slow", "expired", "oversized")
+OVERSIZED_BYTES = 8 * 1024 * 1024
 HANG_LIMIT = 120.0  # a hung request is released after this long, or when the mode changes
 MAX_REQUEST = 64 * 1024
 CA_ISSUERS_PATH = "/ca/intermediate.der"  # where the aia leaf's caIssuers URL points
@@ -66,9 +69,9 @@ class ResponderState:
         self.lock = threading.Lock()
         self.mode_changed = threading.Condition(self.lock)
 
-    def count(self, key: str) -> None:
+    def count(self, key: str, by: int = 1) -> None:
         with self.lock:
-            self.counts[key] = self.counts.get(key, 0) + 1
+            self.counts[key] = self.counts.get(key, 0) + by
 
     def snapshot(self) -> dict:
         with self.lock:
@@ -232,6 +235,9 @@ class OCSPHandler(BaseHTTPRequestHandler):
         if mode == "garbage":
             self._send(200, b"this is not an OCSP response\n", "application/ocsp-response")
             return
+        if mode == "oversized":
+            self._send_endless()
+            return
         try:
             if state.engine == "openssl" and mode in ("good", "slow"):
                 body = openssl_response(state, request_der)
@@ -243,6 +249,22 @@ class OCSPHandler(BaseHTTPRequestHandler):
                 ocsp.OCSPResponseStatus.INTERNAL_ERROR).public_bytes(serialization.Encoding.DER)
         state.count("answered")
         self._send(200, body, "application/ocsp-response")
+
+    def _send_endless(self) -> None:
+        """No length: HTTP/1.0 reads to the close, so the client alone decides when to stop."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/ocsp-response")
+        self.end_headers()
+        chunk = b"\x30" * 65536
+        sent = 0
+        try:
+            while sent < OVERSIZED_BYTES:
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.state.count("oversized_bytes_sent", sent)
+        self.close_connection = True
 
     def _send(self, code: int, body: bytes, content_type: str) -> None:
         self.send_response(code)

@@ -27,7 +27,7 @@ APACHE = {"server": "apache", "changes": ["/etc/apache2/conf-available/zz-ocsp-s
 NGINX = {"server": "nginx", "changes": ["/etc/nginx/conf.d/zz.conf"], "previous": {"ssl_stapling": "on"}}
 
 
-def test_write_creates_record_with_who_why_when_and_mode_0644(tmp_path):
+def test_write_creates_record_with_who_why_when_and_mode_0640(tmp_path):
     path = tmp_path / "sub" / "state.json"
     changed, record = StateRecord(str(path), now=Clock()).write("run-1", "responder down", "INC-1", [APACHE])
     assert changed
@@ -38,7 +38,7 @@ def test_write_creates_record_with_who_why_when_and_mode_0644(tmp_path):
     assert on_disk["reason"] == "responder down" and on_disk["ticket"] == "INC-1" and on_disk["run_id"] == "run-1"
     assert on_disk["servers"][0]["previous"] == {"SSLUseStapling": "on"}
     assert on_disk["observations"]["consecutive_good"] == 0
-    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".ocsp-stapling-")]
 
 

@@ -67,6 +67,8 @@ DEFAULT_WARNING_PATTERNS = ("AH02217", "AH02218", "AH02604")
 DEFAULT_BACKUP_DIR = "/var/backups/ocsp.stapling"
 COMMAND_TIMEOUT = 180
 MAX_LOG_READ = 4 * 1024 * 1024
+#: The change lock's mode (``backup_dir/.lock``): only the runbook reads it.
+LOCK_MODE = 0o600
 #: After the parent is seen dead, how long to keep reading the error log for its last
 #: words: Apache writes AH00020 itself just before it exits, but a piped ErrorLog's logger
 #: (rotatelogs, a syslog relay) may write it after the parent has gone, later under load.
@@ -593,10 +595,19 @@ class Backup:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         os.makedirs(root, mode=0o700, exist_ok=True)
         self.directory = tempfile.mkdtemp(prefix=f"{stamp}-", dir=root)
+        self.stamp = stamp
         self.files = [f for f in files if f.changed]
         self.links = [link for link in links if link.changed]
         self.paths: dict[str, str | None] = {}
-        manifest = {"created": stamp, "files": [], "links": []}
+        try:
+            self._write()
+        except BaseException:
+            # A half-written backup (a full disk) must not pass for one later.
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise
+
+    def _write(self) -> None:
+        manifest = {"created": self.stamp, "files": [], "links": []}
         for item in self.files:
             if item.before is None:
                 self.paths[item.path] = None
@@ -625,29 +636,116 @@ class Backup:
                     st = os.stat(copy)
                     with open(copy, "rb") as handle:
                         data = handle.read()
+                    if _holds(item.path, data, st):
+                        continue    # never swapped (the swap stopped before it): nothing to undo
                     write_atomic(item.path, data, st.st_mode & 0o7777, st.st_uid, st.st_gid)
             except OSError as exc:
                 problems.append(f"{item.path}: {exc}")
         for link in self.links:
             try:
-                _set_link(link.path, link.before)
+                current = os.readlink(link.path) if os.path.islink(link.path) else None
+                if current != link.before:
+                    _set_link(link.path, link.before)
             except OSError as exc:
                 problems.append(f"{link.path}: {exc}")
         return problems
 
 
+def _holds(path: str, data: bytes, st: os.stat_result) -> bool:
+    """Does ``path`` already hold ``data`` with the mode and owner of ``st``?"""
+    try:
+        now = os.stat(path)
+        if (now.st_mode, now.st_uid, now.st_gid) != (st.st_mode, st.st_uid, st.st_gid):
+            return False
+        with open(path, "rb") as handle:
+            return handle.read() == data
+    except OSError:
+        return False
+
+
 def swap(files: list[PlannedFile], links: list[PlannedLink]) -> None:
+    """Write every changed file and link; an OSError names the live path that failed (not
+    the temp file beside it)."""
     for item in files:
         if not item.changed:
             continue
-        if item.after is None:
-            if os.path.lexists(item.path):
-                os.unlink(item.path)
-        else:
-            write_atomic(item.path, item.after, item.mode, item.uid, item.gid)
+        try:
+            if item.after is None:
+                if os.path.lexists(item.path):
+                    os.unlink(item.path)
+            else:
+                write_atomic(item.path, item.after, item.mode, item.uid, item.gid)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, item.path) from exc
     for link in links:
         if link.changed:
-            _set_link(link.path, link.after)
+            try:
+                _set_link(link.path, link.after)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, link.path) from exc
+
+
+def unwritable(exc: OSError, what: str) -> str:
+    """Why a write failed, in the operator's terms, with where to look."""
+    where = exc.filename or what
+    if exc.errno == errno.ENOSPC:
+        hint = f"its file system is full: free space there (df -h {os.path.dirname(str(where)) or '/'})"
+    elif exc.errno in (errno.EPERM, errno.EACCES, errno.EROFS):
+        hint = ("it or its directory is read-only: an immutable attribute (lsattr; chattr -i), a "
+                "read-only mount (mount -o remount,rw) or permissions; as root, mode bits alone do not stop a write")
+    else:
+        hint = "see the error above"
+    return f"{where} could not be written ({exc.strerror or exc}): {hint}"
+
+
+PENDING_PREFIX = "pending-reload-"
+
+
+def write_pending(backup: Backup, reload_command: Any, pid_file: str | None = None) -> str:
+    """Note, next to the backups, that files are about to go live unreloaded. Removed once
+    the reload (or the rollback) is done: only a run killed in between leaves it, and the
+    next run that plans any of these files reloads even with nothing left to change."""
+    path = os.path.join(os.path.dirname(backup.directory),
+                        f"{PENDING_PREFIX}{os.path.basename(backup.directory)}.json")
+    data = {"backup": backup.directory, "pid": os.getpid(), "reload_command": split_command(reload_command),
+            "pid_file": pid_file,
+            "files": [item.path for item in backup.files], "links": [link.path for link in backup.links]}
+    write_atomic(path, json.dumps(data, indent=2) + "\n", LOCK_MODE)
+    return path
+
+
+def pending_reloads(backup_dir: str, paths: set[str], pid_file: str | None = None) -> list[dict[str, Any]]:
+    """Journals of earlier runs that swapped any of ``paths`` in, or changed the server whose
+    parent is in ``pid_file`` (a plan lists only what still differs: after the swap, often
+    nothing), and never reloaded."""
+    found = []
+    try:
+        names = sorted(os.listdir(backup_dir))
+    except OSError:
+        return found
+    for name in names:
+        if not (name.startswith(PENDING_PREFIX) and name.endswith(".json")):
+            continue
+        path = os.path.join(backup_dir, name)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            data = {"files": [], "links": []}
+        if not isinstance(data, dict):
+            data = {"files": [], "links": []}
+        touched = set(data.get("files") or []) | set(data.get("links") or [])
+        if touched & paths or not touched or (pid_file and data.get("pid_file") == pid_file):
+            found.append(dict(data, journal=path))
+    return found
+
+
+def clear_pending(journals: list[str]) -> None:
+    for path in journals:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 class _Lock:
@@ -655,7 +753,13 @@ class _Lock:
 
     def __init__(self, directory: str) -> None:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        self.handle = open(os.path.join(directory, ".lock"), "w")
+        path = os.path.join(directory, ".lock")
+        # Owner-only, like the backups beside it; a lock left 0644 by an older version is tightened.
+        self.handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT, LOCK_MODE), "w")
+        try:
+            os.fchmod(self.handle.fileno(), LOCK_MODE)
+        except PermissionError:
+            pass
 
     def __enter__(self) -> "_Lock":
         deadline = time.monotonic() + 300
@@ -754,7 +858,15 @@ class StaplingChange:
         if req.diff:
             self.result["diff"] = ([file_diff(f) for f in files if f.changed]
                                    + [link_diff(link) for link in links if link.changed])
-        if not changed and req.reload != "always":
+        pending = [] if changed else pending_reloads(
+            req.backup_dir, {f.path for f in files} | {link.path for link in links},
+            req.verify.pid_file if req.verify else None)
+        if pending and req.check_mode:
+            self.warnings.append(
+                f"An earlier run swapped these files in and stopped before its reload (killed or crashed; "
+                f"backup {pending[0].get('backup')}): the server may still run the configuration from before. "
+                f"A real run reloads it.")
+        if not changed and req.reload != "always" and not pending:
             return self.result
         if req.check_mode:
             self.result["changed"] = True
@@ -770,10 +882,33 @@ class StaplingChange:
                     self.warnings.append("Check mode did not run configtest: without a private mount "
                                          "namespace that would need writing the live files.")
             return self.result
-        with _Lock(req.backup_dir):
-            return self._apply(files, links, changed)
+        try:
+            lock = _Lock(req.backup_dir)
+        except OSError as exc:
+            raise ChangeError(f"Could not take the change lock in the backup directory {req.backup_dir}: "
+                              f"{unwritable(exc, req.backup_dir)}. Nothing was changed and the server was not "
+                              f"reloaded; fix that and run again.", self.result) from None
+        with lock:
+            return self._apply(files, links, changed, [item["journal"] for item in pending])
 
-    def _apply(self, files, links, changed: bool) -> dict[str, Any]:
+    def _apply(self, files, links, changed: bool, pending: list[str] | None = None) -> dict[str, Any]:
+        # Looked at again under the lock: a change that held it meanwhile has reloaded and
+        # removed its note, and must not cost the server a second reload.
+        journals = [path for path in pending or [] if os.path.exists(path)]
+        if journals:
+            self.warnings.append(
+                "An earlier run swapped these files in and stopped before its reload (killed or crashed; "
+                f"{', '.join(journals)}): the server may still have run the configuration from before. "
+                "Reloaded it, so it runs what is on disk.")
+        try:
+            result = self._apply_journaled(files, links, changed, journals)
+        except ChangeError:
+            clear_pending(journals)     # restored, or reported with what to do by hand
+            raise
+        clear_pending(journals)
+        return result
+
+    def _apply_journaled(self, files, links, changed: bool, journals: list[str]) -> dict[str, Any]:
         req = self.request
         backup = None
         swapped = False
@@ -784,11 +919,28 @@ class StaplingChange:
                 self._record_configtest(rc, out, method)
                 if not self.result["configtest"]["passed"]:
                     self._fail_configtest(out)
-            backup = Backup(req.backup_dir, files, links)
+            try:
+                backup = Backup(req.backup_dir, files, links)
+            except OSError as exc:
+                raise ChangeError(f"Could not back up the files this change touches into {req.backup_dir}: "
+                                  f"{unwritable(exc, req.backup_dir)}. Nothing was changed and the server was "
+                                  f"not reloaded; fix that and run again.", self.result) from None
             self.result["backup_dir"] = backup.directory
             for entry in self.result["files"]:
                 entry["backup"] = backup.paths.get(entry["path"])
-            swap(files, links)
+            try:
+                journals.append(write_pending(backup, req.reload_command, req.verify.pid_file if req.verify else None))
+                swap(files, links)
+            except OSError as exc:
+                why = unwritable(exc, "a configuration file")
+                problems = backup.restore()
+                if problems:
+                    raise ChangeError(self._unrestorable("the swap failed", why, backup, problems),
+                                      self.result) from None
+                raise ChangeError(f"Could not swap the new configuration in: {why}. Every file this run had "
+                                  f"already written was put back from {backup.directory} and the server was "
+                                  f"not reloaded, so it still runs its old configuration. Make the file "
+                                  f"writable and run again.", self.result) from None
             swapped = True
             self.result["changed"] = True
             if method == "swap":
@@ -808,7 +960,7 @@ class StaplingChange:
                                      "validated before it went live.")
         if self.post_swap is not None:
             self._run_post_swap(backup)
-        if req.reload == "never" or (not changed and req.reload == "on_change"):
+        if req.reload == "never" or (not changed and not journals and req.reload == "on_change"):
             return self.result
         self.result["changed"] = True
         offset = log_size(req.verify.error_log if req.verify else None)

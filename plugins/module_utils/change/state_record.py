@@ -17,6 +17,10 @@ The **lock** (default ``run.lock`` next to the record) keeps two runs (the sched
 and a manual one) from interleaving on one host. It names its owner (run id, pid, where
 it runs from) and expires after a TTL, so a run that crashed does not block the host for
 ever: an expired lock is taken over with a warning.
+
+Both are written owner-only or close to it: the record (0640) names the incident, the
+ticket and the backup paths, which are the operator's business and their group's
+(monitoring), not every local user's; the lock (0600) is only ever read by the runbook.
 """
 from __future__ import annotations
 
@@ -30,6 +34,10 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change.atomic_write 
 RECORD_VERSION = 1
 DISABLED_BY = "ocsp.stapling"
 HISTORY_LIMIT = 20
+#: The record's mode: owner read-write, group read (a monitoring group may read it).
+RECORD_MODE = 0o640
+#: The lock's mode: only the runbook (root) reads it.
+LOCK_MODE = 0o600
 
 
 class RecordError(Exception):
@@ -71,7 +79,7 @@ class StateRecord:
     answer and writes nothing.
     """
 
-    def __init__(self, path: str, check_mode: bool = False, mode: int = 0o644, now=time.time):
+    def __init__(self, path: str, check_mode: bool = False, mode: int = RECORD_MODE, now=time.time):
         self.path = path
         self.check_mode = check_mode
         self.mode = mode
@@ -200,19 +208,29 @@ class RunLock:
             warnings.append(f"Took over the expired lock {self.path} left by {self._describe(holder)}; "
                             f"that run probably crashed. Check the state record before trusting it.")
             if not self.check_mode:
-                write_atomic(self.path, _dump(mine), 0o644)
+                write_atomic(self.path, _dump(mine), LOCK_MODE)
             return True, mine, warnings
         if self.check_mode:
             return True, mine, warnings
         os.makedirs(os.path.dirname(self.path) or ".", mode=0o755, exist_ok=True)
         try:
-            handle = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            handle = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, LOCK_MODE)
         except FileExistsError:
             holder = self.holder() or {}
             raise RecordError(f"Another ocsp.stapling run took the lock {self.path} at the same moment: "
                               f"{self._describe(holder)}. Run again once it has finished.") from None
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(_dump(mine))
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(_dump(mine))
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            # A full disk creates the file and then refuses its content: an empty lock left
+            # behind would stop every later run on "not valid JSON", so take it away again.
+            os.unlink(self.path)
+            raise RecordError(f"Could not write the lock {self.path} ({exc.strerror}); nothing was changed. "
+                              f"Free space on (or fix) the file system holding {os.path.dirname(self.path)} "
+                              f"and run again.") from None
         return True, mine, warnings
 
     def release(self, run_id: str) -> tuple[bool, dict | None, list[str]]:

@@ -74,6 +74,10 @@ RECOMMENDATIONS = {
 PROTECTED_WARN_HOURS = 24.0
 # A Must-Staple site is fine only with a good staple; a failed handshake is tls_failing's.
 MUST_STAPLE_OK = ("good", "handshake_failed")
+#: A handshake at least this slow is reported as a symptom: mod_ssl fetches the staple
+#: inside the handshake and holds it for up to SSLStaplingResponderTimeout (10 s by default)
+#: when the responder accepts and never answers (blackholed).
+SLOW_HANDSHAKE_SECONDS = 3.0
 
 
 def _value(directive) -> str:
@@ -259,9 +263,17 @@ def site_rows(facts: dict, status: dict, check: dict) -> list[dict]:
             "next_update": endpoint.get("next_update"),
             "produced_at": endpoint.get("produced_at"),
             "handshake_seconds": endpoint.get("handshake_seconds"),
+            # The warm-up handshake is the one that pays for a fetch inside the handshake.
+            "slowest_handshake_seconds": _slowest(endpoint),
             "message": endpoint.get("message") or "",
         })
     return rows
+
+
+def _slowest(endpoint: dict) -> float | None:
+    seconds = [value for value in (endpoint.get("handshake_seconds"), (endpoint.get("warmup") or {}).get("handshake_seconds"))
+               if isinstance(value, (int, float))]
+    return max(seconds) if seconds else None
 
 
 def error_counts(facts: dict) -> dict[str, int]:
@@ -274,6 +286,10 @@ def error_counts(facts: dict) -> dict[str, int]:
 
 
 def _stapling_on(row: dict, facts: dict) -> bool:
+    if row.get("stapled"):
+        # Stapling in force whatever the files say: a server that staples with stapling off
+        # on disk has not loaded its files (a run stopped between its swap and its reload).
+        return True
     configured = row["stapling_configured"]
     if configured is None:
         # Not set anywhere: Apache, nginx and LiteSpeed all default to off.
@@ -442,6 +458,20 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None, n
         reasons.append(f"Must-Staple certificates served without a good staple ({problems}): Firefox and "
                        f"curl --cert-status refuse these sites. Turn stapling on for them and make sure their "
                        f"responder answers from this host; never disable stapling for them.")
+    unloaded = [row for row in sites if row.get("stapled") and row["stapling_configured"] is not True]
+    if unloaded:
+        reasons.append(f"{', '.join(row['server'] + ' ' + row['site'] for row in unloaded)} staple a response although "
+                       f"the configuration on disk does not turn stapling on: the running server has not loaded "
+                       f"its files (a run stopped between its swap and its reload, or an edit not reloaded yet). "
+                       f"The runbook counts what the server does, and its next change reloads it.")
+    slow = [row for row in sites if (row["slowest_handshake_seconds"] or 0) >= SLOW_HANDSHAKE_SECONDS]
+    if slow:
+        worst = max(row["slowest_handshake_seconds"] for row in slow)
+        names = ", ".join(f"{row['server']} {row['site']}" for row in slow)
+        reasons.append(f"TLS handshakes are slow: {names} took up to {worst:.1f} s. That is what visitors feel of "
+                       f"this outage: Apache (mod_ssl) fetches "
+                       f"the staple inside the handshake and waits up to SSLStaplingResponderTimeout for a responder "
+                       f"that accepts and never answers (blackholed); nginx fetches in the background and is not slowed.")
     revoked = [row["site"] for row in sites if row["verdict"] == "revoked"]
     if revoked:
         reasons.append(f"Revoked certificate served on {', '.join(revoked)}: replace it.")
@@ -468,6 +498,7 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None, n
         "must_staple_sites": sorted({row["site"] for row in sites if row["must_staple"]}),
         "reload_servers": reload_servers,
         "errors": error_counts(facts),
+        "slow_handshake_sites": sorted({row["site"] for row in slow}),
         "disabled_since": (record or {}).get("disabled_at_timestamp"),
         "good_servers": good_servers,
         "staple_errors": staple_errors,

@@ -279,7 +279,7 @@ class NginxConfig(RootedConfig):
 
     def _read(self, path: str, depth: int) -> list[Directive]:
         self.files.append(path)
-        with open(self.host_path(path), encoding="utf-8", errors="replace") as handle:
+        with open(self.host_path(path), encoding="utf-8", errors="surrogateescape") as handle:
             raw = parse_text(handle.read(), path)
         return self._splice(raw, depth)
 

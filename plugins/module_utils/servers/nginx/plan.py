@@ -98,8 +98,17 @@ def split_lines(text: str) -> list[str]:
     return out
 
 
+def nginx_quote(value: str) -> str:
+    """``value`` as one nginx token: bare when it is plain, else double-quoted with ``\\``
+    and ``"`` escaped, so a path holding spaces, quotes, ``;``, ``{``, ``#`` or a newline
+    stays one argument and never becomes a directive of its own."""
+    if value and re.fullmatch(r"[^\s;{}'\"#\\$]+", value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def include_line(indent: str, path: str, newline: str = "\n") -> str:
-    return f"{indent}include {path}; {INCLUDE_TAG}{newline}"
+    return f"{indent}include {nginx_quote(path)}; {INCLUDE_TAG}{newline}"
 
 
 def replaced_line(line: str) -> str:
