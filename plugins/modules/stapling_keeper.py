@@ -222,13 +222,13 @@ message:
 """
 
 import json
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.atomic_write import write_atomic
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import split_command
 from ansible_collections.ocsp.stapling.plugins.module_utils.protect.keeper import Keeper, KeeperError, iso, prune_config
+from ansible_collections.ocsp.stapling.plugins.module_utils.module_main import finish, run_or_fail
 
 CERTIFICATE_SPEC = dict(
     name=dict(type="str", required=True),
@@ -321,20 +321,15 @@ def run(params: dict, check_mode: bool) -> dict:
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                            required_if=[("action", "prune", ("config_path",))])
-    try:
-        result = run(module.params, module.check_mode)
-    except KeeperError as exc:
-        module.fail_json(msg=str(exc))
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg=f"stapling_keeper stopped on an unexpected error: {exc}. Inspect "
-                             f"{module.params['state_dir']} and the certificate paths, then run again.",
-                         exception=traceback.format_exc())
+    result = run_or_fail(module, lambda: run(module.params, module.check_mode), (KeeperError,),
+                         "stapling_keeper stopped on an unexpected error: {error}. Inspect "
+                         f"{module.params['state_dir']} and the certificate paths, then run again.")
     reload_result = result.get("reload") or {}
     if reload_result.get("warning"):
         module.warn(reload_result["warning"])
     if reload_result.get("ran") and not reload_result.get("ok"):
         module.fail_json(msg=reload_result["error"], **result)
-    module.exit_json(**result)
+    finish(module, result)
 
 
 if __name__ == "__main__":

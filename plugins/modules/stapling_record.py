@@ -174,7 +174,6 @@ message:
 """
 
 import os
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -183,6 +182,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change.state_record 
     RunLock,
     StateRecord,
 )
+from ansible_collections.ocsp.stapling.plugins.module_utils.module_main import finish, run_or_fail
 
 ARGUMENT_SPEC = dict(
     action=dict(type="str", required=True, choices=["read", "write", "observe", "clear", "lock", "unlock"]),
@@ -250,17 +250,10 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                            required_if=[("action", "write", ["run_id"]), ("action", "lock", ["run_id"]),
                                         ("action", "unlock", ["run_id"]), ("action", "observe", ["good"])])
-    try:
-        result = run(module.params, module.check_mode)
-    except RecordError as exc:
-        module.fail_json(msg=str(exc))
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg=f"stapling_record {module.params['action']} stopped on an unexpected error: {exc}. "
-                             f"Inspect {module.params['path']} and its directory, then run again.",
-                         exception=traceback.format_exc())
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    module.exit_json(**result)
+    result = run_or_fail(module, lambda: run(module.params, module.check_mode), (RecordError,),
+                         f"stapling_record {module.params['action']} stopped on an unexpected error: {{error}}. "
+                         f"Inspect {module.params['path']} and its directory, then run again.")
+    finish(module, result)
 
 
 if __name__ == "__main__":
