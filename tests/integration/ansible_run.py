@@ -83,6 +83,38 @@ def run_module(module: str, args: dict, *, check: bool = False, timeout: float =
         return result
 
 
+def play_role(role: str, variables: dict, result_var: str, *, check: bool = False, timeout: float = 300,
+              env: dict | None = None) -> dict:
+    """Play ``role`` once on localhost with ``variables``; return ``{failed, msg, task, result}``.
+
+    ``result`` is the role's ``result_var`` when it ran through; when a task failed, ``msg``
+    and ``task`` are the failing task's message and name (the role is played in a block
+    whose rescue keeps them). Both are printed by ``debug`` and read back from the output.
+    """
+    with tempfile.TemporaryDirectory(prefix="ansible-role-") as tmp:
+        playbook = Path(tmp) / "role.yml"
+        playbook.write_text(json.dumps([{
+            "hosts": "localhost", "gather_facts": False, "connection": "local",
+            "vars": dict(variables, ansible_python_interpreter=sys.executable),
+            "tasks": [{"name": "Play the role", "block": [
+                {"name": f"Role {role}", "ansible.builtin.include_role": {"name": role}},
+                {"name": "Print the result", "ansible.builtin.debug": {
+                    "msg": RESULT_MARK + "{{ {'failed': false, 'result': " + result_var + "} | to_json | b64encode }}"}},
+            ], "rescue": [
+                {"name": "Print the failure", "ansible.builtin.debug": {
+                    "msg": RESULT_MARK + "{{ {'failed': true, 'msg': ansible_failed_result.msg | default(''), "
+                                         "'task': ansible_failed_task.name} | to_json | b64encode }}"}},
+            ]}],
+        }], indent=2))
+        completed = run_playbook(playbook, check=check, timeout=timeout, inventory="localhost,",
+                                 env=dict({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}, **(env or {})))
+        encoded = re.search(re.escape(RESULT_MARK) + r"([A-Za-z0-9+/=]+)", completed.stdout)
+        if not encoded:
+            raise AnsibleRunError(f"ansible-playbook playing {role} produced no result (exit {completed.returncode}):\n"
+                                  f"{completed.stdout[-3000:]}\n{completed.stderr[-2000:]}")
+        return json.loads(base64.b64decode(encoded.group(1)))
+
+
 def run_playbook(playbook: Path | str, *, extra_vars: dict | None = None, check: bool = False,
                  inventory: str | None = None, timeout: float = 600,
                  env: dict | None = None) -> subprocess.CompletedProcess:

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.ansible_run import ansible_env, run_module
+from tests.integration.ansible_run import play_role, run_module
 from tests.lab.lab import Lab
 from tests.lab.processes import pid_alive
 
@@ -63,31 +62,9 @@ def role_vars(lab: Lab, tmp_path: Path, **extra) -> dict:
     return base
 
 
-def run_role(tmp_path: Path, variables: dict) -> dict:
-    """Play the role once; return {failed, msg, result} (the failing task's message)."""
-    out = tmp_path / "role-result.json"
-    playbook = tmp_path / "role.yml"
-    playbook.write_text(json.dumps([{
-        "hosts": "localhost", "gather_facts": False, "connection": "local",
-        "vars": dict(variables, ansible_python_interpreter=sys.executable),
-        "tasks": [
-            {"name": "Run the role", "block": [
-                {"name": "Apache role", "ansible.builtin.include_role": {"name": "ocsp.stapling.apache"}},
-                {"name": "Save", "ansible.builtin.copy": {
-                    "dest": str(out), "content": "{{ {'failed': false, 'result': apache_stapling_result} | to_json }}"}},
-            ], "rescue": [
-                {"name": "Save failure", "ansible.builtin.copy": {
-                    "dest": str(out),
-                    "content": "{{ {'failed': true, 'msg': ansible_failed_result.msg | default(''), "
-                               "'task': ansible_failed_task.name} | to_json }}"}},
-            ]},
-        ],
-    }]))
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,",
-                           str(playbook)], capture_output=True, text=True, env=ansible_env(), timeout=300,
-                          check=False)
-    assert out.exists(), f"ansible-playbook produced no result:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
-    return json.loads(out.read_text())
+def run_role(tmp_path: Path, variables: dict, check: bool = False) -> dict:  # pylint: disable=unused-argument
+    """Play the Apache role once; return {failed, msg, task, result} (the failing task's message)."""
+    return play_role("ocsp.stapling.apache", variables, "apache_stapling_result", check=check)
 
 
 def test_configtest_failure_leaves_live_files_and_apache_untouched(apache_lab, tmp_path):

@@ -14,12 +14,10 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.ansible_run import ansible_env
 from tests.integration.test_apache_faults import run_role
 from tests.lab import cpanel
 from tests.lab.lab import Lab
@@ -94,28 +92,8 @@ def role_vars(info: dict, tmp_path: Path, state: str, **extra) -> dict:
 
 
 def run_check_mode(tmp_path: Path, variables: dict) -> dict:
-    """The role in check mode (--check); {failed, msg, result}."""
-    out = tmp_path / "check-result.json"
-    playbook = tmp_path / "check.yml"
-    playbook.write_text(json.dumps([{
-        "hosts": "localhost", "gather_facts": False, "connection": "local",
-        "vars": dict(variables, ansible_python_interpreter=sys.executable),
-        "tasks": [{"name": "Run the role", "block": [
-            {"name": "Apache role", "ansible.builtin.include_role": {"name": "ocsp.stapling.apache"}},
-            {"name": "Save", "ansible.builtin.copy": {"dest": str(out), "content": "{{ {'failed': false, "
-                                                      "'result': apache_stapling_result} | to_json }}"},
-             "check_mode": False},
-        ], "rescue": [
-            {"name": "Save failure", "ansible.builtin.copy": {"dest": str(out), "content": "{{ {'failed': true, "
-                                                              "'msg': ansible_failed_result.msg | default('')} | to_json }}"},
-             "check_mode": False},
-        ]}],
-    }]))
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "--check", "-i",
-                           "localhost,", str(playbook)], capture_output=True, text=True, env=ansible_env(),
-                          timeout=300, check=False)
-    assert out.exists(), f"ansible-playbook produced no result:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
-    return json.loads(out.read_text())
+    """The role in check mode (--check); {failed, msg, task, result}."""
+    return run_role(tmp_path, variables, check=True)
 
 
 def digest(path: str) -> str:
