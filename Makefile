@@ -49,10 +49,10 @@ demo: deps
 	$(BIN)/python -m tests.lab demo
 
 unit: $(STAGE_DEPS)
-	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+	$(BIN)/pytest -q -p no:cacheprovider --durations=10 tests/unit
 
 integration: $(STAGE_DEPS)
-	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) tests/integration
+	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal --durations=15 tests/integration
 
 sanity: $(STAGE_DEPS)
 	tests/bin/run-sanity
