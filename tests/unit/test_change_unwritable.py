@@ -45,7 +45,13 @@ def tree(tmp_path):
     reload.write_text(f"#!/bin/sh\necho reload >> {calls}\n")
     reload.chmod(0o755)
     immutable: list[Path] = []
-    yield tmp_path, immutable
+
+    def make_immutable(path: Path) -> None:
+        """``chattr +i`` (undone after the test), or skip where the file system has no such flag."""
+        if not chattr("+i", path):
+            pytest.skip("chattr +i is not supported on this file system")
+        immutable.append(path)
+    yield tmp_path, make_immutable
     if immutable:
         chattr("-i", *immutable)
 
@@ -67,12 +73,10 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def test_an_immutable_link_directory_puts_back_the_files_already_written(tree):
-    tmp_path, immutable = tree
+    tmp_path, make_immutable = tree
     before = snapshot(tmp_path / "etc")
     enabled = tmp_path / "etc" / "conf-enabled"
-    if not chattr("+i", enabled):
-        pytest.skip("chattr +i is not supported on this file system")
-    immutable.append(enabled)
+    make_immutable(enabled)
 
     with pytest.raises(ChangeError) as info:
         StaplingChange(change(tmp_path)).run()
@@ -87,12 +91,10 @@ def test_an_immutable_link_directory_puts_back_the_files_already_written(tree):
 
 
 def test_an_immutable_config_file_changes_nothing(tree):
-    tmp_path, immutable = tree
+    tmp_path, make_immutable = tree
     main = tmp_path / "etc" / "main.conf"
     before = snapshot(tmp_path / "etc")
-    if not chattr("+i", main):
-        pytest.skip("chattr +i is not supported on this file system")
-    immutable.append(main)
+    make_immutable(main)
 
     with pytest.raises(ChangeError) as info:
         StaplingChange(change(tmp_path)).run()
@@ -148,12 +150,10 @@ def test_an_immutable_second_file_is_left_alone_and_the_first_is_put_back(tree):
     """The swap stops at the file it cannot write: that file never changed, so the restore
     must not try to write it either (it would fail the same way and report the old
     configuration as not restored)."""
-    tmp_path, immutable = tree
+    tmp_path, make_immutable = tree
     main = tmp_path / "etc" / "main.conf"
     before = snapshot(tmp_path / "etc")
-    if not chattr("+i", main):
-        pytest.skip("chattr +i is not supported on this file system")
-    immutable.append(main)
+    make_immutable(main)
 
     with pytest.raises(ChangeError) as info:
         StaplingChange(change(tmp_path)).run()
