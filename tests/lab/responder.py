@@ -300,8 +300,10 @@ class Responder:
         self._handler = handler
         self._ocsp: QuietServer | None = None
         self._ocsp_thread: threading.Thread | None = None
-        self.control = QuietServer(("127.0.0.1", control_port), self._control_handler())
+        # The OCSP port first: the lab counts the responder ready once the control port
+        # accepts, so nothing may still be missing by then.
         self.open()
+        self.control = QuietServer(("127.0.0.1", control_port), self._control_handler())
 
     def open(self) -> None:
         if self._ocsp is None:
