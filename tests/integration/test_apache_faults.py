@@ -104,14 +104,21 @@ def graceful_that_kills_apache(lab: Lab, tmp_path: Path) -> None:
     })
     assert result.get("failed"), result
     assert result["configtest"]["passed"] is True            # configtest did not see it coming
-    assert any("AH01872" in line or "AH00020" in line for line in result["verification"]["fatal_lines"]), (
-        result["msg"], result["verification"])
+    # Apache's last words, as it wrote them: the fatal line when it logged one (it usually
+    # does; on this Debian build the parent sometimes segfaults first and logs nothing).
+    said = [line for line in a.error_log.read_text(errors="replace").splitlines()
+            if f"[pid {old_pid}:" in line and ("AH01872" in line or "AH00020" in line)]
+    fatal = [line for line in result["verification"]["fatal_lines"] if "AH01872" in line or "AH00020" in line]
+    if said:
+        assert fatal, ("Apache logged why it exited, but the result lost it", said, result["msg"], result["verification"])
+        assert "AH01872" in result["msg"] or "AH00020" in result["msg"]
+    else:
+        assert not fatal and "logged no reason before it went" in result["msg"], (result["msg"], result["verification"])
     assert result["rolled_back"] is True
     assert result["recovery"]["action"] == "started", (result["msg"], result["recovery"])
     assert result["recovery"]["verification"]["ok"] is True, (result["msg"], result["recovery"])
     assert "old configuration was restored" in result["msg"]
     assert f"the error log ({a.error_log}): " in result["msg"], result["msg"]
-    assert "AH01872" in result["msg"] or "AH00020" in result["msg"]
     assert a.conf.read_bytes() == original
     assert a.pid != old_pid and a.running()
     assert lab.probe("apache", "good").handshake_ok

@@ -537,6 +537,11 @@ def verify_server(spec: VerifySpec, log_offset: int, sleep: Callable[[float], No
                                      " is not running")
                 if result["fatal_lines"]:
                     result["problem"] += " and the error log shows a fatal line since the reload"
+                elif spec.error_log:
+                    # It died without a word (measured: Debian's apache2 sometimes segfaults in
+                    # a graceful restart that would have failed with AH01872).
+                    result["problem"] += (" and it logged no reason before it went (a crash: the kernel log, "
+                                          "dmesg, names a segfault if it was one)")
                 break
             sleep(0.1)
             continue
