@@ -66,6 +66,22 @@ options:
     type: list
     elements: path
     default: []
+  must_staple_sites:
+    description:
+      - The Must-Staple sites the caller has just found (any of a site's server names), for
+        example from the runbook's diagnosis; a disable refuses them unless O(force), and the
+        served certificates are not probed again.
+      - Unset, the certificate files are read and, with O(probe_served), each site being
+        disabled is asked what it serves now.
+    type: list
+    elements: str
+  probe_served:
+    description:
+      - Before a disable, one TLS handshake per site being disabled (C(openssl s_client) on the
+        host) to read the Must-Staple flag of the certificate it serves now, besides its files.
+      - Ignored when O(must_staple_sites) is given.
+    type: bool
+    default: false
   options:
     description: The dialect's own paths and settings (for example Apache's C(layout) and C(main_config), nginx's C(config)).
     type: dict
@@ -141,6 +157,11 @@ problems:
   returned: always
   type: list
   elements: str
+warnings_list:
+  description: The plan's and the change's warnings (also shown as warnings), for a caller to report.
+  returned: always
+  type: list
+  elements: str
 """
 
 
@@ -155,6 +176,13 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.servers.contract imp
     apply,
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils.module_main import finish, run_or_fail
+# Imported here so that Ansible ships every dialect with the module (it packs the imports it
+# can see); contract.dialect() then finds the one asked for by name.
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import dialect as apache_dialect
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed import dialect as litespeed_dialect
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx import dialect as nginx_dialect
+
+DIALECTS = {module.NAME: module for module in (apache_dialect, litespeed_dialect, nginx_dialect)}
 
 ARGUMENT_SPEC = dict(
     server=dict(type="str", choices=list(SERVERS), required=True),
@@ -163,6 +191,8 @@ ARGUMENT_SPEC = dict(
     force=dict(type="bool", default=False),
     reason=dict(type="str", default=""),
     certificates=dict(type="list", elements="path", default=[]),
+    must_staple_sites=dict(type="list", elements="str"),
+    probe_served=dict(type="bool", default=False),
     options=dict(type="dict", default={}),
     verify=dict(type="dict", options=verify_spec()),
     **CHANGE_SPEC,
@@ -175,7 +205,8 @@ def main() -> None:
                          (ContractError, ChangeError),
                          "stapling_apply stopped on an unexpected error: {error}. Look in "
                          f"{module.params['backup_dir']} for a backup made by this run.")
-    finish(module, result)
+    # The warnings are shown as warnings and also returned, for the roles to report.
+    finish(module, result, warnings_list=list(result.get("warnings") or []))
 
 
 if __name__ == "__main__":

@@ -48,3 +48,24 @@ def packaged_nginx(request, tmp_path):
     ``request.param`` (tests.lab.packaged.NGINX_SHAPES)."""
     with start_packaged(tmp_path / "lab", "nginx", request.param) as running:
         yield running
+
+
+#: The modules whose tests take longest (a minute or more each under ``make test``'s load,
+#: see its ``--durations`` table), started first: the short tests then fill the workers'
+#: last minutes instead of one long test running alone on one worker while the other idles.
+LONG_FIRST = (
+    "test_packaged_apache.py",
+    "test_apache_protected.py",
+    "test_packaged_nginx.py",
+    "test_apache_rhel.py",
+    "test_runbook_enable_tune.py",
+    "test_bench_smoke.py",
+    "test_fleet.py",
+    "test_cpanel_include_flow.py",
+    "test_apache_modmd_expiry.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
+    rank = {name: index for index, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept otherwise

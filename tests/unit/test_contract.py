@@ -205,3 +205,42 @@ def test_the_module_returns_the_one_schema_and_fails_with_it(tmp_path, pki):
     refused = run_module(tmp_path, nginx_params(conf, pki, "disabled", tmp_path))
     assert refused["failed"] and "Must-Staple" in refused["msg"] and "Nothing was changed" in refused["msg"]
     assert refused["problems"] == ["Must-Staple: muststaple.lab.test"] and refused["changed"] is False
+
+
+def test_must_staple_guard_takes_the_callers_sites_and_probes_nothing(monkeypatch):
+    """The runbook's diagnosis has just found the Must-Staple sites: the guard takes them
+    (by any of a site's names, only for sites losing their staple) and asks nothing."""
+    def no_probe(*args, **kwargs):
+        raise AssertionError("the guard probed although the caller named the Must-Staple sites")
+    monkeypatch.setattr(contract.tls, "probe_all", no_probe)
+    served = [{"host": "127.0.0.1", "port": 9, "server_name": "a.example"}]
+    plan = contract.ServerPlan(server="nginx", state="disabled", change=ChangeRequest(), sites=[
+        contract.Site(name="a", action="disable", names=["a.example", "www.a.example"], endpoints=served),
+        contract.Site(name="b", action="disable", names=["b.example"], endpoints=served),
+        contract.Site(name="c", action="skip", names=["c.example"], endpoints=served)])
+    assert contract.must_staple_sites(plan, known=["www.a.example", "c.example"], probe_served=True) == ["a"]
+    assert contract.must_staple_sites(plan, known=[], probe_served=True) == []
+
+
+def test_must_staple_guard_asks_what_a_site_serves_now(tmp_path, pki):
+    """The file on disk is renewed without Must-Staple, the server still serves the old
+    Must-Staple certificate: one handshake finds it (openssl s_server stands in for it)."""
+    from tests.lab.processes import port_open, wait_until
+    from tests.lab.responder import free_port
+    leaf = pki.leaves["muststaple"]
+    port = free_port()
+    server = subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(leaf.fullchain_path),
+                               "-key", str(leaf.key_path), "-quiet", "-naccept", "4"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: port_open(port), 10, f"openssl s_server on 127.0.0.1:{port}")
+        site = contract.Site(name="shop", action="disable", names=["shop.example"],
+                             certificates=[str(pki.leaves["good"].fullchain_path)],
+                             endpoints=[{"host": "127.0.0.1", "port": port, "server_name": "shop.example"}])
+        plan = contract.ServerPlan(server="nginx", state="disabled", change=ChangeRequest(), sites=[site])
+        assert contract.must_staple_sites(plan) == []                      # the file alone says no
+        assert contract.must_staple_sites(plan, probe_served=True, openssl=contract.find_openssl()) == ["shop"]
+        assert contract.must_staple_sites(plan, probe_served=True, openssl=None) == []   # no openssl, no handshake
+    finally:
+        server.kill()
+        server.wait(timeout=10)

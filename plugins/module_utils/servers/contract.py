@@ -17,6 +17,7 @@ endpoints (a :class:`~change.engine.ChangeRequest`) with the sites it read; it n
 from __future__ import annotations
 
 import importlib
+import shutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -27,7 +28,8 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import
     VerifySpec,
     apply_plan,
 )
-from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.der import certificate_info, read_chain
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.der import certificate_info, pem_blocks, read_chain
+from ansible_collections.ocsp.stapling.plugins.module_utils.probe import tls
 
 SERVERS = ("apache", "nginx", "litespeed")
 #: ``restored`` gives back exactly what a disable replaced; ``absent`` also removes what
@@ -43,12 +45,15 @@ class ContractError(ChangeError):
 @dataclass
 class Site:
     """One TLS site a dialect read: its name, where it is defined, what the plan does to it
-    (``enable``, ``disable``, ``restore``, ``skip``...), the certificate files it serves."""
+    (``enable``, ``disable``, ``restore``, ``skip``...), the certificate files it serves,
+    its server names and where it answers (``{host, port, server_name}``, for the guards)."""
     name: str
     action: str | None = None
     file: str | None = None
     certificates: list[str] = field(default_factory=list)
     must_staple: bool = False
+    names: list[str] = field(default_factory=list)
+    endpoints: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "action": self.action, "file": self.file,
@@ -137,25 +142,59 @@ def certificate_must_staple(path: str) -> bool | None:
         return None
 
 
-def must_staple_sites(plan: ServerPlan, certificates: list[str] | None = None) -> list[str]:
+def served_must_staple(sites: list[Site], openssl: str | None, timeout: float = 10) -> list[str]:
+    """Sites whose served leaf carries Must-Staple, one handshake each (a certificate file
+    renewed on disk but not yet loaded, or one the configuration names through a variable,
+    is caught here). No openssl, no handshake: nothing is found."""
+    targets = [(site, tls.Endpoint(host=str(site.endpoints[0]["host"]), port=int(site.endpoints[0].get("port") or 443),
+                                   server_name=site.endpoints[0].get("server_name")))
+               for site in sites if site.endpoints]
+    if not targets or not openssl:
+        return []
+    found = []
+    for (site, _endpoint), probed in zip(targets, tls.probe_all(openssl, [e for _s, e in targets], timeout, 16)):
+        leaf = next(iter(pem_blocks(probed.chain[0].encode())), None) if probed.chain else None
+        try:
+            if leaf is not None and certificate_info(leaf)["must_staple"]:
+                found.append(site.name)
+        except (ValueError, KeyError):
+            continue
+    return found
+
+
+def must_staple_sites(plan: ServerPlan, certificates: list[str] | None = None, known: list[str] | None = None,
+                      probe_served: bool = False, openssl: str | None = None) -> list[str]:
     """Sites that lose their staple under ``plan`` while their certificate requires one.
 
     Disabling stapling for a Must-Staple certificate breaks the site for Firefox
     (MOZILLA_PKIX_ERROR_REQUIRED_TLS_FEATURE_MISSING) and curl --cert-status, so a disable
     stops here for every server alike. ``certificates`` are extra files named by the caller
-    (the front door's diagnosis) for dialects whose sites do not name theirs.
+    (the front door's diagnosis) for dialects whose sites do not name theirs; ``known`` the
+    Must-Staple sites the caller has just found (by name, any of a site's names), in which
+    case nothing is probed; otherwise ``probe_served`` asks each site being disabled what it
+    serves now.
     """
     if plan.state != "disabled":
         return []
     found = []
-    for site in plan.sites:
-        if site.action not in (None, "disable"):
-            continue
+    losing = [site for site in plan.sites if site.action in (None, "disable")]
+    for site in losing:
         if site.must_staple or any(certificate_must_staple(c) for c in site.certificates):
             found.append(site.name)
     named = {c for s in plan.sites for c in s.certificates}
     found.extend(c for c in certificates or [] if c not in named and certificate_must_staple(c))
+    if known is not None:
+        wanted = set(known)
+        found.extend(site.name for site in losing if wanted & set([site.name] + site.names))
+    elif probe_served:
+        found.extend(served_must_staple([site for site in losing if site.name not in found], openssl))
     return list(dict.fromkeys(found))
+
+
+def find_openssl() -> str | None:
+    """The openssl command line tool the served-certificate guard uses, if the host has one."""
+    return shutil.which("openssl") or next(
+        (path for path in ("/usr/local/ssl/bin/openssl", "/usr/local/bin/openssl") if shutil.which(path)), None)
 
 
 # --------------------------------------------------------------------------- the one result
@@ -227,7 +266,8 @@ def apply(params: dict[str, Any], check_mode: bool = False, diff: bool = False,
     if plan.problems:
         raise ContractError(f"{plan.server} stapling was not changed: {' | '.join(plan.problems)}",
                             result(plan, None))
-    at_risk = must_staple_sites(plan, params.get("certificates"))
+    at_risk = must_staple_sites(plan, params.get("certificates"), known=params.get("must_staple_sites"),
+                                probe_served=bool(params.get("probe_served")), openssl=find_openssl())
     if at_risk and not params.get("force"):
         raise ContractError(
             f"Not disabling OCSP stapling on {plan.server}: {', '.join(at_risk)} serve a certificate with "

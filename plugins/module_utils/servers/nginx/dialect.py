@@ -45,6 +45,8 @@ OPTIONS = {
     "config_files": [], "placement": "auto", "skip_not_applicable": True,
     "ca_bundle": "/etc/ssl/certs/ca-certificates.crt", "verify_host": "127.0.0.1",
     "version_command": "nginx -v", "fail_on_configtest_warnings": True,
+    # protected: sites staple the keeper's verified response (ssl_stapling_file), see docs/protected.md
+    "stapling_mode": "standard", "keeper_dir": None,
 }
 
 
@@ -75,7 +77,8 @@ def plan(params: dict[str, Any]) -> ServerPlan:
             tuning=tuning if isinstance(tuning, dict) else {}, placement=options["placement"],
             skip_not_applicable=options["skip_not_applicable"], ca_bundle=options["ca_bundle"],
             nginx_version=nginx_version(options["version_command"], params.get("environment") or {}),
-            verify_host=options["verify_host"]))
+            verify_host=options["verify_host"], mode=options["stapling_mode"] or "standard",
+            keeper_dir=options["keeper_dir"]))
     except PlanError as exc:
         raise ContractError(str(exc)) from None
     verify = verify_spec(params, VerifySpec(
@@ -85,15 +88,21 @@ def plan(params: dict[str, Any]) -> ServerPlan:
         verify.endpoints = verify_spec({"verify": {"endpoints": planned["endpoints"]}}).endpoints
     change = change_request(params, files=[FileSpec(**file_fields(f)) for f in planned["files"]], verify=verify)
     block = bool(options["fail_on_configtest_warnings"])
+    # What nginx -t said about each site, filled in when the engine runs the configtest.
+    summary = {k: planned[k] for k in ("placement", "why_not_http", "operator_files", "sites", "worker_processes",
+                                       "mode", "keeper_certificates")
+               if k in planned}
+    summary["configtest_warnings"] = []
 
     def configtest_check(output: str) -> list[str]:
-        return classify_configtest(output, planned["sites"], block)[1]
+        found, problems = classify_configtest(output, planned["sites"], block)
+        summary["configtest_warnings"] = found
+        return problems
 
     sites = [Site(name=s["key"], action=s.get("action"), file=f"{s['file']}:{s['line']}",
-                  certificates=list(s.get("certificates") or []), must_staple=bool(s.get("must_staple")))
+                  certificates=list(s.get("certificates") or []), must_staple=bool(s.get("must_staple")),
+                  names=list(s.get("server_names") or []), endpoints=list(s.get("endpoints") or [])[:1])
              for s in planned["sites"]]
-    summary = {k: planned[k] for k in ("placement", "why_not_http", "operator_files", "sites", "worker_processes")
-               if k in planned}
     return ServerPlan(server=NAME, state=state, change=change, sites=sites, summary=summary,
                       problems=list(planned["problems"]), warnings=list(planned["warnings"]),
                       configtest_check=configtest_check)
