@@ -9,13 +9,16 @@ resolve the name themselves, in the namespace). Then it runs ``ocsp_responder_ch
 (``ip_version: both``) on the good certificate through Ansible and plays
 ``ocsp.stapling.check_stapling`` on the lab as an operator does, and writes what it saw
 to ``--out``: the module's result, the run's exit code and JSON report, the responder's
-request counters before the checks, and what each site staples (the lab's own probe).
+request counters before the checks, the addresses the name resolves to here (in
+``getaddrinfo``'s order), how many IPv6 packets the namespace sent while each server
+fetched its first staple, and what each site staples (the lab's own probe).
 The lab is stopped by PID before it exits.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from tests.integration.ansible_run import run_module
 from tests.integration.runbook_play import SITES, play
 from tests.lab.apache import ApacheInstance
 from tests.lab.lab import Lab
+from tests.lab.netns import ipv6_packets_sent
 from tests.lab.nginx import NginxInstance
 from tests.lab.responder import free_port
 from tests.lab.sites import lab_sites
@@ -45,10 +49,16 @@ def start(directory: Path, ocsp_host: str) -> Lab:
 
 
 def observe(lab: Lab, work: Path, wait_good: bool) -> dict:
-    seen: dict = {"ocsp_url": lab.pki.ocsp_url}
+    seen: dict = {"ocsp_url": lab.pki.ocsp_url, "ipv6_packets_while_fetching": {}}
+    host = lab.pki.ocsp_url.split("//", 1)[1].rsplit(":", 1)[0]
+    seen["resolved"] = [info[4][0] for info in socket.getaddrinfo(host, 80, 0, socket.SOCK_STREAM)]
     if wait_good:
+        # One server at a time, and nothing else here speaks IPv6 meanwhile (the probe and
+        # the responder's control port are 127.0.0.1): the counter's rise is that server's.
         for server in ("apache", "nginx"):
+            before = ipv6_packets_sent()
             lab.wait_for_verdict(server, "good", "good", timeout=30)
+            seen["ipv6_packets_while_fetching"][server] = ipv6_packets_sent() - before
     seen["counts_before_checks"] = lab.responder.state()["counts"]
     seen["module"] = run_module("ocsp.stapling.ocsp_responder_check", {
         "certificates": [str(lab.pki.leaves["good"].fullchain_path)], "ip_version": "both", "timeout": 3})

@@ -140,8 +140,7 @@ def one_round(lab: Lab, backup_dir: str) -> list[str]:
         f"a new Apache parent runs (old {old_pid}, now {a.pid})": a.pid != old_pid and a.running(),
         f"the engine reloaded the candidate, then started the original, nothing else (saw "
         f"{[(s['command'], s['conf'][:8]) for s in runner.seen]})":
-            [(s["command"], s["conf"]) for s in runner.seen] == [("reload", candidate_digest),
-                                                                  ("start", original_digest)],
+            [(s["command"], s["conf"]) for s in runner.seen] == [("reload", candidate_digest), ("start", original_digest)],
         "every configuration reloaded or started passed configtest (" + "; ".join(
             f"{s['command']}: rc {s['configtest_rc']} {s['configtest']}" for s in runner.seen) + ")":
             all(s["configtest_rc"] == 0 for s in runner.seen),

@@ -11,7 +11,12 @@ all through ``ip netns exec`` (``tests/integration/netns_runbook.py``):
   and nothing reached the responder;
 - a dual-stack name whose IPv6 is broken: reachable over IPv4 with IPv6 reported broken,
   both servers staple ``good`` through IPv4, and the verdict is ``healthy`` with a reason
-  naming the broken family, not a responder outage (no ``disable_recommended``).
+  naming the broken family, not a responder outage (no ``disable_recommended``);
+- a dual-stack name whose IPv6 address is sorted first and refuses: each server tries it
+  first (the namespace's IPv6 counter rises while that server fetches its first staple),
+  moves on to IPv4 and staples ``good`` — the fallback the verdict above relies on, seen
+  happen in mod_ssl and in nginx — and the verdict is again ``healthy`` with IPv6 named
+  as broken.
 """
 from __future__ import annotations
 
@@ -85,6 +90,7 @@ def test_a_dual_stack_responder_with_broken_ipv6_is_reachable_over_ipv4_and_no_o
     seen = run_inside(namespace, tmp_path, netns.DUAL_STACK, "--wait-good")
     url = seen["ocsp_url"]
     assert url.startswith(f"http://{netns.DUAL_STACK}:")
+    assert seen["resolved"] == ["127.0.0.1", netns.RESPONDER_IPV6]   # no route: sorted last
     # Both servers resolved the name themselves and fetched over IPv4 (GET: nginx, POST: Apache).
     assert seen["counts_before_checks"]["GET"] >= 1 and seen["counts_before_checks"]["POST"] >= 1
 
@@ -110,3 +116,28 @@ def test_a_dual_stack_responder_with_broken_ipv6_is_reachable_over_ipv4_and_no_o
         ("apache", "good", True), ("nginx", "good", True)]
     assert seen["probes"]["apache good"]["verdict"] == "good" and seen["probes"]["nginx good"]["verdict"] == "good"
     assert seen["runbook"]["rc"] == 0
+
+
+def test_a_dual_stack_responder_whose_ipv6_refuses_first_is_stapled_over_ipv4(namespace, tmp_path):
+    seen = run_inside(namespace, tmp_path, netns.DUAL_STACK_REFUSED, "--wait-good")
+    url = seen["ocsp_url"]
+    assert seen["resolved"] == [netns.REFUSED_IPV6, "127.0.0.1"], seen["resolved"]
+    # Each server took the first address, was refused over IPv6 (SYN and RST on the
+    # namespace's loopback), moved on to 127.0.0.1 and staples good. A server that sent no
+    # IPv6 packet never met the broken family: the fallback would be untested.
+    packets = seen["ipv6_packets_while_fetching"]
+    assert packets["apache"] > 0 and packets["nginx"] > 0, f"IPv6 packets while each server fetched: {packets}"
+    assert seen["counts_before_checks"]["POST"] >= 1 and seen["counts_before_checks"]["GET"] >= 1
+
+    [cert] = seen["module"]["certificates"]
+    assert cert["reachable"] is True and cert["cert_status"] == "good", cert["detail"]
+    assert [(a["ip_version"], a["failure"]) for a in cert["attempts"]] == [("4", None), ("6", "connection_refused")]
+    assert cert["warnings"][0].startswith("IPv6 to this responder is broken from this host (connection_refused)")
+
+    host = host_of(seen)
+    assert host["verdict"] == "healthy", (host["verdict"], host["reasons"])
+    [responder] = host["responders"]
+    assert (responder["url"], responder["reachable"], responder["ipv4"], responder["ipv6"]) == (url, True, True, False)
+    assert any(reason.startswith(f"IPv6 to {url} is broken from this host") for reason in host["reasons"]), host["reasons"]
+    good = [row for row in host["sites"] if row["site"] == "good.lab.test"]
+    assert [(row["server"], row["verdict"]) for row in good] == [("apache", "good"), ("nginx", "good")]

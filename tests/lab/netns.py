@@ -5,16 +5,27 @@
                        timeout=300)
 
 The namespace (``ip netns add``, a unique name, removed on exit) holds only its own
-loopback, up: 127.0.0.1 and ::1, nothing else, so no packet can leave it. Inside it the
-documentation prefix ``2001:db8:6::/64`` (RFC 3849) has an ``unreachable`` route:
-connecting to :data:`RESPONDER_IPV6` fails at once with "No route to host", as on a host
-whose IPv6 uplink is gone. ``ip netns exec`` bind-mounts ``/etc/netns/<name>/hosts`` over
-``/etc/hosts`` for what it runs (this module writes that file, and a ``resolv.conf`` that
-points at the namespace's own loopback so no lookup leaves it), giving the responder names:
+loopback, up, so no packet can leave it. Inside it the documentation prefix
+``2001:db8:6::/64`` (RFC 3849) has an ``unreachable`` route: connecting to
+:data:`RESPONDER_IPV6` fails at once with "No route to host", as on a host whose IPv6
+uplink is gone. The loopback also carries :data:`HOST_IPV4` and :data:`REFUSED_IPV6`
+(documentation addresses, inside the namespace only): a host with an IPv4 and an IPv6
+address of its own, so ``getaddrinfo``'s ``AI_ADDRCONFIG`` (APR, hence Apache, asks for it)
+keeps both families, and an IPv6 address where nothing listens, which glibc sorts before
+127.0.0.1 (a usable global IPv6 address outranks IPv4 in RFC 6724's precedence): a
+connection there is refused. ``ip netns exec`` bind-mounts ``/etc/netns/<name>/hosts``
+over ``/etc/hosts`` for what it runs (this module writes that file, and a ``resolv.conf``
+that points at the namespace's own loopback so no lookup leaves it), giving the
+responder names:
 
 - :data:`IPV6_ONLY` resolves to :data:`RESPONDER_IPV6` only;
 - :data:`DUAL_STACK` resolves to 127.0.0.1 (where the lab responder listens) and
-  :data:`RESPONDER_IPV6`.
+  :data:`RESPONDER_IPV6` (sorted last: it has no route);
+- :data:`DUAL_STACK_REFUSED` resolves to :data:`REFUSED_IPV6`, sorted first, and
+  127.0.0.1: a client that tries the addresses in order is refused over IPv6 first.
+
+:func:`ipv6_packets_sent` reads the namespace's own IPv6 counter (``/proc/net/snmp6``
+is per namespace), so a test can tell whether a server tried IPv6 at all.
 
 Everything started inside is stopped by PID (the lab does it itself; whatever is left in
 the namespace when it is removed was started there by us, and ``ip netns pids`` names it).
@@ -35,9 +46,13 @@ from tests.lab.processes import LabError, pid_alive, wait_until
 NETNS_ETC = Path("/etc/netns")
 BROKEN_PREFIX = "2001:db8:6::/64"
 RESPONDER_IPV6 = "2001:db8:6::1"
+REFUSED_IPV6 = "2001:db8:7::1"
+HOST_IPV4 = "192.0.2.1"
 IPV6_ONLY = "ocsp6.lab.test"
 DUAL_STACK = "ocsp46.lab.test"
-HOSTS = {IPV6_ONLY: [RESPONDER_IPV6], DUAL_STACK: ["127.0.0.1", RESPONDER_IPV6]}
+DUAL_STACK_REFUSED = "ocsp46-refused.lab.test"
+HOSTS = {IPV6_ONLY: [RESPONDER_IPV6], DUAL_STACK: ["127.0.0.1", RESPONDER_IPV6],
+         DUAL_STACK_REFUSED: [REFUSED_IPV6, "127.0.0.1"]}
 COMMAND_TIMEOUT = 20
 
 
@@ -48,6 +63,15 @@ def unavailable() -> str | None:
     if shutil.which("ip") is None:
         return "iproute2's ip is not installed"
     return None
+
+
+def ipv6_packets_sent() -> int:
+    """Ip6OutRequests of the network namespace this process runs in."""
+    for line in Path("/proc/net/snmp6").read_text().splitlines():
+        name, dummy, value = line.partition(" ")
+        if name == "Ip6OutRequests":
+            return int(value.strip())
+    raise LabError("/proc/net/snmp6 has no Ip6OutRequests counter")
 
 
 def _ip(*args: str) -> subprocess.CompletedProcess:
@@ -77,6 +101,8 @@ class BrokenIPv6Namespace:
             _ip("netns", "add", ns.name)
             _ip("-n", ns.name, "link", "set", "lo", "up")
             _ip("-n", ns.name, "-6", "route", "add", "unreachable", BROKEN_PREFIX)
+            _ip("-n", ns.name, "addr", "add", f"{HOST_IPV4}/32", "dev", "lo")
+            _ip("-n", ns.name, "addr", "add", f"{REFUSED_IPV6}/128", "dev", "lo", "nodad")
         except BaseException:
             ns.remove()
             raise
