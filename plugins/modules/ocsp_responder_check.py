@@ -87,8 +87,12 @@ options:
   ip_version:
     description:
       - C(any) connects as the host's resolver and routing decide; C(4) or C(6) use only that address family.
-      - C(both) tests IPv4 and IPv6 separately and reports each attempt; a responder counts as reachable only
-        when both work, because a web server may pick either. Broken IPv6 is a known cause of stapling outages.
+      - C(both) tests IPv4 and IPv6 separately and reports each attempt. A web server resolves the responder's
+        name once and tries its addresses in turn (mod_ssl and nginx move on when a connection cannot be made), so a
+        family that cannot connect (broken IPv6, the usual case) beside one that answers correctly leaves the
+        responder reachable, with a warning naming the broken family; a family that connects and answers wrongly
+        makes it unreachable. A family the name has no address in (an IPv6-only responder has no A record) is
+        marked C(no_address) and not counted; when the only family it has fails, the detail says so.
     type: str
     choices: ['any', '4', '6', 'both']
     default: any
@@ -224,8 +228,9 @@ certificates:
       type: str
     reachable:
       description:
-        - True when the responder answered with a successful, correctly signed, current OCSP response
-          over every address family tried - what the web server needs to staple. Null when not tried.
+        - True when the responder answered with a successful, correctly signed, current OCSP response, over
+          every address family tried except those that could not even connect while another one answered
+          (see O(ip_version)) - what the web server needs to staple. Null when not tried.
       type: bool
     cert_status:
       description: C(good), C(revoked) or C(unknown) from a verified answer about this certificate; null otherwise.
@@ -258,11 +263,15 @@ certificates:
       description: The address family of that attempt (C(any), C(4) or C(6)).
       type: str
     attempts:
-      description: One entry per address family tried, with C(ip_version), C(address), C(failure), C(detail), C(latency_ms), C(timings).
+      description:
+        - One entry per address family tried, with C(ip_version), C(address), C(failure), C(detail), C(latency_ms), C(timings)
+          and C(no_address) (true for a family the responder's name has no address in, with O(ip_version=both)).
       type: list
       elements: dict
     warnings:
-      description: Problems that do not stop Apache from stapling, such as a Content-Type nginx rejects.
+      description:
+        - Problems that do not stop Apache from stapling, such as a Content-Type nginx rejects, or an address family
+          that cannot connect while another answers (broken IPv6).
       type: list
       elements: str
 responders:

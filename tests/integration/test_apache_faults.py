@@ -4,7 +4,9 @@
 - ``SSLUseStapling on`` with the stapling cache removed passes ``apache2ctl -t``, then the
   graceful restart kills Apache (AH01872, AH00020): the module restores the backup, starts
   Apache again, the sites serve, and the task fails with the explanation quoting Apache's
-  fatal line; the same again ``OCSP_STAPLING_REPEAT`` times (default 3) under CPU load;
+  fatal line; the same again ``OCSP_STAPLING_REPEAT`` times (default 3) under CPU load
+  (the 20 rounds in a row are ``test_apache_graceful_kill_repeated.py``: the change engine
+  in-process, without an ``ansible-playbook`` start-up per round);
 - a Must-Staple site blocks a disable unless forced.
 """
 from __future__ import annotations
@@ -128,8 +130,9 @@ def test_graceful_that_kills_apache_is_rolled_back_and_apache_started(apache_lab
     graceful_that_kills_apache(apache_lab, tmp_path)
 
 
-#: How many times the AH01872 case runs under CPU load (``OCSP_STAPLING_REPEAT``; 3 in
-#: ``make test``, 20 to show that the parent's last words are never lost under load).
+#: How many times the AH01872 case runs through Ansible under CPU load
+#: (``OCSP_STAPLING_REPEAT``, 3 in ``make test``); the 20 rounds in a row that show the
+#: parent's last words are never lost under load run in test_apache_graceful_kill_repeated.py.
 REPEAT = int(os.environ.get("OCSP_STAPLING_REPEAT", "3"))
 
 

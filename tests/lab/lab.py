@@ -105,8 +105,13 @@ class Lab:
     def start(cls, directory: Path | str, servers: tuple[str, ...] = ("nginx", "apache"),
               sites: list[Site] | None = None, validity: int = 3600,
               apache_options: dict | None = None, nginx_options: dict | None = None,
-              engine: str = "cryptography", extra_sites: int = 0, aia_leaf: bool = False) -> "Lab":
+              engine: str = "cryptography", extra_sites: int = 0, aia_leaf: bool = False,
+              ocsp_host: str = "127.0.0.1") -> "Lab":
         """``extra_sites``: that many more vhosts (``good0.lab.test``...) serving the good leaf.
+
+        ``ocsp_host``: the host the certificates' OCSP URLs name (the responder still listens
+        on 127.0.0.1 only): a name that resolves, where the lab runs, to whatever the test
+        needs (``tests/lab/netns.py`` gives names IPv6 addresses with a broken route).
 
         ``aia_leaf``: also make ``pki.extra_leaves["aia"]``, whose AIA caIssuers URL is the
         responder's ``/ca/intermediate.der`` (no web server serves it).
@@ -115,7 +120,7 @@ class Lab:
         directory.mkdir(parents=True, exist_ok=True)
         ocsp_port, control_port = free_port(), free_port()
         ca_issuers_url = f"http://127.0.0.1:{ocsp_port}{CA_ISSUERS_PATH}" if aia_leaf else None
-        pki = LabPKI.create(directory / "pki", ocsp_url=f"http://127.0.0.1:{ocsp_port}/",
+        pki = LabPKI.create(directory / "pki", ocsp_url=f"http://{ocsp_host}:{ocsp_port}/",
                             ca_issuers_url=ca_issuers_url)
         responder = ResponderProcess(directory / "pki", ocsp_port, control_port, validity=validity,
                                      engine=engine, log=directory / "responder.log")

@@ -63,16 +63,65 @@ def test_verification_failures_and_good(pki):
     assert good["certificates"][0]["cert_status"] == "good" and good["all_reachable"] is True
 
 
-def test_both_families_must_work(pki):
+def judge_families(pki, four: dict, six: dict) -> dict:
+    """The good leaf judged from one IPv4 and one IPv6 attempt (``answer`` keyword arguments)."""
     path = pki.leaves["good"].fullchain_path
     entries = ocsp_check.load_entries([str(path)], files_for(path))
     [job] = ocsp_check.plan_requests(entries)
-    out = ocsp_check.judge(entries, [answer(job, respond(pki), ip_version="4"),
-                                     answer(job, failure="network_unreachable", ip_version="6")])
+    attempts = []
+    for family, given in (("4", four), ("6", six)):
+        attempt = answer(job, ip_version=family, **{k: v for k, v in given.items() if k != "address"})
+        attempt["address"] = given.get("address", attempt["address"])
+        attempts.append(attempt)
+    return ocsp_check.judge(entries, attempts)
+
+
+def test_a_family_that_cannot_connect_beside_one_that_answers_is_a_warning(pki):
+    # Broken IPv6 on a dual-stack responder: web servers move on to the IPv4 address.
+    out = judge_families(pki, {"der": respond(pki)},
+                         {"failure": "network_unreachable", "detail": "ocsp.test:80 (2001:db8::1) is unreachable."})
+    cert = out["certificates"][0]
+    assert cert["reachable"] is True and cert["failure"] is None and cert["cert_status"] == "good"
+    assert out["all_reachable"] is True and out["responders"][0]["reachable"] is True
+    assert cert["ip_version"] == "4" and cert["this_update"]  # the working family's answer is kept
+    assert [(a["ip_version"], a["no_address"]) for a in cert["attempts"]] == [("4", False), ("6", False)]
+    [warning] = cert["warnings"]
+    assert warning.startswith("IPv6 to this responder is broken from this host (network_unreachable)")
+    assert "2001:db8::1" in warning and "over IPv4" in warning and "SSLStaplingResponderTimeout" not in warning
+    # Refused is as quick a move to the next address; so is a connect that timed out,
+    # at the price of Apache's responder timeout inside the handshake.
+    refused = judge_families(pki, {"der": respond(pki)}, {"failure": "connection_refused", "detail": "refused."})
+    assert refused["certificates"][0]["reachable"] is True
+    stalled = judge_families(pki, {"der": respond(pki)}, {"failure": "timeout", "detail": "no accept.", "address": None})
+    assert stalled["certificates"][0]["reachable"] is True
+    assert "SSLStaplingResponderTimeout" in stalled["certificates"][0]["warnings"][0]
+
+
+def test_a_family_that_connects_and_answers_wrongly_makes_the_responder_unreachable(pki):
+    # Connected: the web server uses that answer and tries no other address.
+    junk = judge_families(pki, {"der": respond(pki)}, {"der": b"junk"})
+    cert = junk["certificates"][0]
+    assert cert["reachable"] is False and cert["failure"] == "malformed_response"
+    assert cert["detail"].startswith("Over IPv6: ") and junk["all_reachable"] is False
+    hung = judge_families(pki, {"der": respond(pki)}, {"failure": "timeout", "detail": "no answer.",
+                                                       "address": "2001:db8::1"})
+    assert hung["certificates"][0]["reachable"] is False and hung["certificates"][0]["failure"] == "timeout"
+
+
+def test_an_ipv6_only_name_with_broken_ipv6_is_unreachable_over_ipv6(pki):
+    out = judge_families(pki, {"failure": "dns_failure", "detail": "ocsp.test did not resolve to IPv4 (A) addresses."},
+                         {"failure": "network_unreachable", "detail": "ocsp.test:80 (2001:db8::1) is unreachable."})
     cert = out["certificates"][0]
     assert cert["reachable"] is False and cert["failure"] == "network_unreachable"
-    assert cert["ip_version"] == "4" and cert["this_update"]  # the working family's answer is kept
-    assert [a["ip_version"] for a in cert["attempts"]] == ["4", "6"]
+    assert cert["detail"] == ("Over IPv6, the only address family the responder's name has on this host: "
+                              "ocsp.test:80 (2001:db8::1) is unreachable.")
+    assert [(a["ip_version"], a["no_address"]) for a in cert["attempts"]] == [("4", True), ("6", False)]
+    assert out["responders"][0]["failure"] == "network_unreachable"
+    # No family resolves: a DNS failure, and no family is "without address".
+    dns = judge_families(pki, {"failure": "dns_failure", "detail": "no A."}, {"failure": "dns_failure", "detail": "no AAAA."})
+    cert = dns["certificates"][0]
+    assert cert["failure"] == "dns_failure" and not any(a["no_address"] for a in cert["attempts"])
+    assert cert["detail"] == "Over IPv4: no A. Over IPv6: no AAAA."
 
 
 def test_no_url_and_issuer_not_found(pki):

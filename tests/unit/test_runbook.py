@@ -144,14 +144,31 @@ def test_revoked_is_noted_but_host_stays_healthy(healthy):
     assert "a.test" in decision["reasons"][-1] and "replace" in decision["reasons"][-1]
 
 
-def test_ipv6_failure_is_shown_per_family(healthy):
+def test_broken_ipv6_beside_working_ipv4_is_shown_per_family_and_is_no_outage(healthy):
     facts, status = healthy[:2]
     attempts = [{"ip_version": "4", "failure": None}, {"ip_version": "6", "failure": "network_unreachable"}]
-    responder = check([cert("/c/a.pem", False), cert("/c/n.pem", False), cert("/c/nourl.pem", url=None)],
-                      reachable=False, attempts=attempts)
+    # What ocsp_responder_check reports: reachable, the IPv6 attempt failed.
+    responder = check([cert("/c/a.pem"), cert("/c/n.pem"), cert("/c/nourl.pem", url=None)], attempts=attempts)
     decision = decide(facts, status, responder)
     assert decision["responders"][0]["ipv4"] is True and decision["responders"][0]["ipv6"] is False
+    assert decision["verdict"] == "healthy" and decision["responders_reachable"] is True
+    [note] = [reason for reason in decision["reasons"] if "IPv6" in reason]
+    assert note.startswith(f"IPv6 to {URL} is broken from this host") and "not a responder outage" in note
+
+
+def test_an_ipv6_only_responder_with_broken_ipv6_is_unreachable_over_ipv6(healthy):
+    facts, status = healthy[:2]
+    attempts = [{"ip_version": "4", "failure": "dns_failure", "no_address": True},
+                {"ip_version": "6", "failure": "network_unreachable"}]
+    responder = check([cert("/c/a.pem", False, failure="network_unreachable"),
+                       cert("/c/n.pem", False, failure="network_unreachable"), cert("/c/nourl.pem", url=None)],
+                      reachable=False, attempts=attempts)
+    decision = decide(facts, status, responder)
+    row = decision["responders"][0]
+    assert row["ipv4"] is None and row["ipv6"] is False and row["reachable"] is False
     assert decision["verdict"] == "disable_recommended"
+    assert (f"cannot get a correct answer from {URL} (network_unreachable over IPv6, the only address family "
+            "its name has here)") in decision["reasons"][0]
 
 
 def test_stapling_configured_reads_each_dialect():

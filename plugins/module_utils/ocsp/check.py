@@ -366,17 +366,79 @@ def _judge_attempt(attempt: dict, entry: Entry, now, skew: int) -> dict:
     return verdict
 
 
+#: Failures before a byte is exchanged: a web server then moves on to the responder name's
+#: next address (mod_ssl's OCSP client loops over every address until a connect() succeeds;
+#: nginx's tries the next address when one fails).
+CONNECT_FAILURES = ("network_unreachable", "connection_refused")
+FAMILY_NAMES = {"4": "IPv4", "6": "IPv6"}
+
+
+def _moves_on(attempt: dict) -> bool:
+    """Whether a web server would try the next address after this attempt's failure.
+
+    A timeout counts only before the connection was accepted (no ``address`` yet): once a
+    responder has accepted, mod_ssl waits for its answer and tries no other address.
+    """
+    if attempt["failure"] in CONNECT_FAILURES:
+        return True
+    return attempt["failure"] == "timeout" and not attempt.get("address")
+
+
+def _family_detail(failed: list[dict], only_family: bool) -> str:
+    """The failures of each family, each named, for ``ip_version: both``."""
+    if only_family and len(failed) == 1:
+        name = FAMILY_NAMES[failed[0]["ip_version"]]
+        return f"Over {name}, the only address family the responder's name has on this host: {failed[0]['detail']}"
+    return " ".join(f"Over {FAMILY_NAMES[a['ip_version']]}: {a['detail']}" for a in failed)
+
+
+def _fallback_warning(attempt: dict, working: list[dict]) -> str:
+    name = FAMILY_NAMES[attempt["ip_version"]]
+    others = " and ".join(FAMILY_NAMES[a["ip_version"]] for a in working)
+    warning = (f"{name} to this responder is broken from this host ({attempt['failure']}): {attempt['detail']} "
+               f"It answers correctly over {others}, and web servers move on to the next address when one cannot "
+               f"connect, so stapling works; fix {name} on this host (routing, firewall) so it does not depend on "
+               f"that fallback.")
+    if attempt["failure"] == "timeout":
+        warning += (f" Apache waits up to SSLStaplingResponderTimeout on each {name} address it tries first, inside "
+                    f"the TLS handshake that fetches the staple, so those handshakes stall that long.")
+    return warning
+
+
 def _rollup(attempts: list[dict]) -> dict:
-    """All address families must work: a web server may pick either."""
-    failed = [a for a in attempts if a["failure"]]
-    primary = next((a for a in attempts if not a["failure"]), attempts[0])
-    worst = failed[0] if failed else primary
-    return {"reachable": not failed, "failure": worst["failure"], "detail": worst["detail"],
+    """One verdict from the attempts of each address family (``ip_version: both``).
+
+    A web server resolves the responder's name once and tries its addresses in turn, so a
+    family that cannot even connect (broken IPv6, the usual case) does not stop stapling
+    while another family answers correctly: the responder is reachable, with a warning
+    naming the broken family. A family that connects and then answers wrongly is used as
+    it is (neither server tries another address then), so it makes the responder
+    unreachable. A family whose lookup failed while another family's succeeded is one the
+    name has no address in (an IPv6-only responder has no A record): it is marked
+    ``no_address`` and not counted, as the web server never sees such an address.
+    """
+    per_family = len([a for a in attempts if a["ip_version"] in FAMILY_NAMES]) > 1
+    resolved = any(a["failure"] != "dns_failure" for a in attempts)
+    for attempt in attempts:
+        attempt["no_address"] = per_family and resolved and attempt["failure"] == "dns_failure"
+    counted = [a for a in attempts if not a["no_address"]]
+    working = [a for a in counted if not a["failure"]]
+    failed = [a for a in counted if a["failure"]]
+    fatal = [a for a in failed if not (working and _moves_on(a))]
+    primary = working[0] if working else counted[0]
+    warnings = {w for a in attempts for w in a["warnings"]}
+    if fatal:
+        failure = fatal[0]["failure"]
+        detail = _family_detail(fatal, len(counted) < len(attempts)) if per_family else fatal[0]["detail"]
+    else:
+        failure, detail = None, ""
+        warnings.update(_fallback_warning(a, working) for a in failed)
+    return {"reachable": not fatal, "failure": failure, "detail": detail,
             "response_status": primary["response_status"], "cert_status": primary["cert_status"],
             "this_update": primary["this_update"], "next_update": primary["next_update"],
             "latency_ms": primary["latency_ms"], "address": primary["address"],
             "ip_version": primary["ip_version"], "signer": primary["signer"],
-            "warnings": sorted({w for a in attempts for w in a["warnings"]}), "attempts": attempts}
+            "warnings": sorted(warnings), "attempts": attempts}
 
 
 def judge(entries: list[Entry], results: list[dict], now: dt.datetime | None = None,

@@ -39,6 +39,12 @@ Verdicts, first match wins:
 
 ``not_applicable`` (no OCSP URL anywhere) is decided after the Must-Staple check, so a
 Must-Staple certificate is never waved through.
+
+A responder that answers correctly over one address family while the other cannot connect
+(broken IPv6, typically) is reachable: web servers move on to the next address, so it is
+no outage, and the reasons name the broken family. A responder whose every address fails
+is unreachable, and the reason names the families (an IPv6-only name: "over IPv6, the
+only address family its name has here").
 """
 from __future__ import annotations
 
@@ -171,7 +177,8 @@ def responder_rows(check: dict) -> list[dict]:
         families: dict[str, bool | None] = {"ipv4": None, "ipv6": None}
         for attempt in responder.get("attempts") or []:
             key = {"4": "ipv4", "6": "ipv6"}.get(str(attempt.get("ip_version")))
-            if key:
+            # A family the responder's name has no address in is not tried by a web server.
+            if key and not attempt.get("no_address"):
                 ok = attempt.get("failure") is None
                 families[key] = ok if families[key] is None else (families[key] and ok)
         rows.append({"url": responder.get("url"), "reachable": bool(responder.get("reachable")),
@@ -179,6 +186,35 @@ def responder_rows(check: dict) -> list[dict]:
                      "ipv4": families["ipv4"], "ipv6": families["ipv6"],
                      "certificates": list(responder.get("certificates") or [])})
     return rows
+
+
+def _over(row: dict | None) -> str:
+    """The address families a responder row failed over, and whether they were its only ones."""
+    if not row:
+        return ""
+    failed = [name for key, name in (("ipv4", "IPv4"), ("ipv6", "IPv6")) if row.get(key) is False]
+    if not failed:
+        return ""
+    if len(failed) == 1 and row.get("ipv4" if failed[0] == "IPv6" else "ipv6") is None:
+        return f" over {failed[0]}, the only address family its name has here"
+    return " over " + " and ".join(failed)
+
+
+def _broken_family_notes(responders: list[dict]) -> list[str]:
+    """Reachable responders with a family that fails: not an outage, but worth fixing."""
+    notes = []
+    for row in responders:
+        if not row["reachable"]:
+            continue
+        broken = [name for key, name in (("ipv4", "IPv4"), ("ipv6", "IPv6")) if row.get(key) is False]
+        working = [name for key, name in (("ipv4", "IPv4"), ("ipv6", "IPv6")) if row.get(key) is True]
+        if broken and working:
+            notes.append(f"{' and '.join(broken)} to {row['url']} is broken from this host, but the responder answers "
+                         f"over {' and '.join(working)}, and web servers move on to the next address when one cannot "
+                         f"connect: this is not a responder outage and stapling needs no change. Fix "
+                         f"{' and '.join(broken)} on this host (routing, firewall); the certificates' check results "
+                         f"say what failed.")
+    return notes
 
 
 def _serial_key(serial) -> int | None:
@@ -387,7 +423,9 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None, n
         reasons.append("No TLS site was found in the web servers' configuration.")
     elif unreachable:
         urls = sorted({row["responder_url"] or "?" for row in unreachable})
-        failures = sorted({row["responder_failure"] or "unknown" for row in unreachable})
+        by_url = {row["url"]: row for row in responders}
+        failures = sorted({(row["responder_failure"] or "unknown") + _over(by_url.get(row["responder_url"]))
+                           for row in unreachable})
         far, expiring, exposed = _protection(unreachable, now, protected_warn_hours)
         at_risk = sorted({row["site"] for row in exposed if row["must_staple"]})
         reasons.append(f"This host cannot get a correct answer from {', '.join(urls)} ({', '.join(failures)}); "
@@ -472,6 +510,7 @@ def decide(facts: dict, status: dict, check: dict, record: dict | None = None, n
                        f"this outage: Apache (mod_ssl) fetches "
                        f"the staple inside the handshake and waits up to SSLStaplingResponderTimeout for a responder "
                        f"that accepts and never answers (blackholed); nginx fetches in the background and is not slowed.")
+    reasons.extend(_broken_family_notes(responders))
     revoked = [row["site"] for row in sites if row["verdict"] == "revoked"]
     if revoked:
         reasons.append(f"Revoked certificate served on {', '.join(revoked)}: replace it.")
