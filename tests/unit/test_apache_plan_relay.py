@@ -8,7 +8,7 @@ import pytest
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import plan as apache_plan
 
 from tests.unit.ocsp_helpers import make_pki
-from tests.unit.test_apache_plan import apply, conf, request, site, snapshot, tree, write  # noqa: F401  pylint: disable=unused-import
+from tests.unit.test_apache_plan import apply, conf, cpanel_tree, request, site, snapshot, tree, write  # noqa: F401  pylint: disable=unused-import
 
 SNIPPET = "etc/apache2/conf-available/zz-ocsp-stapling.conf"
 RELAY = "http://127.0.0.1:8088/"
@@ -193,3 +193,45 @@ def test_litespeed_is_not_pointed_at_the_relay_through_apache_directives(tree, p
     site(tree, "a.example")
     result = relay(tree, server="litespeed")
     assert any("ocspResponder" in p for p in result["problems"]), result["problems"]
+
+
+def cpanel_relay(tmp_path, pki, vhost_extra=""):
+    req = cpanel_tree(tmp_path)
+    if vhost_extra:
+        main = tmp_path / "etc/apache2/conf/httpd.conf"
+        main.write_text(main.read_text().replace("    SSLUseStapling on\n", "    SSLUseStapling on\n" + vhost_extra))
+    write(tmp_path / "var/cpanel/ssl/apache_tls/shop.example/combined", pki.leaves["good"].fullchain_path.read_text())
+    req.state, req.mode, req.mechanism, req.server_version = "enabled", "protected", "auto", "2.4.62"
+    return req
+
+
+def test_cpanel_without_mod_md_goes_through_the_relay_in_the_include_block(tmp_path, pki):
+    req = cpanel_relay(tmp_path, pki)
+    before = snapshot(tmp_path)
+
+    result = apache_plan.plan(req)
+
+    assert result["problems"] == [] and result["mechanism"] == "relay"
+    assert any("ea-apache24-mod_md" in w for w in result["warnings"]), result["warnings"]
+    files = {f["path"]: f["content"] for f in result["files"]}
+    assert "/etc/apache2/conf/httpd.conf" not in files   # cPanel regenerates it
+    block = files["/etc/apache2/conf.d/includes/pre_virtualhost_global.conf"]
+    for line in (apache_plan.RELAY_NOTE, "SSLStaplingForceURL %s" % RELAY, "SSLStaplingFakeTryLater off", "SSLUseStapling On"):
+        assert line in block, block
+    assert [s["stapling"] for s in result["sites"]] == ["on"]
+    assert [k["name"] for k in result["keeper_certificates"]] == ["shop.example"]
+    apply(tmp_path, result)
+    applied = snapshot(tmp_path)
+    apply(tmp_path, apache_plan.plan(req))   # idempotent
+    assert snapshot(tmp_path) == applied
+    req.state, req.mode = "absent", "standard"
+    apply(tmp_path, apache_plan.plan(req))
+    assert snapshot(tmp_path) == before
+
+
+def test_cpanel_vhost_forcing_another_responder_in_httpd_conf_is_refused(tmp_path, pki):
+    req = cpanel_relay(tmp_path, pki, "    SSLStaplingForceURL http://ocsp.elsewhere.example/\n")
+    result = apache_plan.plan(req)
+    assert len(result["problems"]) == 1, result["problems"]
+    assert "cPanel's httpd.conf" in result["problems"][0] and "SSLStaplingForceURL" in result["problems"][0]
+    assert result["keeper_certificates"] == []
