@@ -125,10 +125,35 @@ options:
       - V(protected) is mod_md (httpd 2.4.42 or later) with C(MDStapling on) and C(MDStapleOthers on); it keeps
         each response in C(MDStoreDir) and refreshes it ahead of expiry, so clients keep getting a good staple
         through a responder outage. mod_ssl's winning C(SSLUseStapling) is turned off (marked, restorable).
-        Refused, with the relay mode named as the answer, without mod_md or on older httpd.
+        Its mechanism is O(mechanism).
     type: str
     choices: [standard, protected]
     default: standard
+  mechanism:
+    description:
+      - With O(mode=protected), how the last good response is kept through a responder outage.
+      - V(mod_md) is C(MDStapling) (httpd 2.4.42 or later); refused, naming the relay, without mod_md or on older httpd.
+      - V(relay) keeps mod_ssl stapling and points it at the loopback relay (O(relay_url)), which answers from the
+        keeper's held responses (C(SSLStaplingForceURL), C(SSLStaplingFakeTryLater off), C(SSLUseStapling On) at
+        server scope; a virtual host's own C(SSLStaplingForceURL) or C(SSLStaplingFakeTryLater) that says otherwise is
+        replaced, marked, restorable). RV(keeper_certificates) lists what the keeper must hold.
+      - V(auto) is V(mod_md) where mod_md can staple (or be loaded) and V(relay) otherwise (httpd older than 2.4.42,
+        no mod_md), with a warning saying why.
+    type: str
+    choices: [auto, mod_md, relay]
+    default: auto
+  relay_url:
+    description: V(relay), the relay's URL (plain C(http://), as mod_ssl's OCSP client asks).
+    type: str
+    default: http://127.0.0.1:8088/
+  keeper_dir:
+    description: V(relay), where the issuer files the keeper reads are planned (C(<keeper_dir>/<name>.issuer.pem)).
+    type: str
+    default: /etc/ocsp-stapling/apache
+  ca_bundle:
+    description: V(relay), the trust anchors the keeper verifies the responder's signature with (C(openssl ocsp -CAfile)).
+    type: str
+    default: /etc/ssl/certs/ca-certificates.crt
   md_store_dir:
     description: V(protected), the C(MDStoreDir) to write; empty keeps the server's own (checked writable either way).
     type: str
@@ -200,6 +225,31 @@ mode:
   description: The mode planned (V(standard) or V(protected)); null unless O(state=enabled).
   returned: success
   type: str
+mechanism:
+  description: V(protected), the mechanism chosen (V(mod_md) or V(relay)); null otherwise.
+  returned: success
+  type: str
+relay_url:
+  description: The relay the virtual hosts are pointed at (V(relay), or V(restored) on a relay host); null otherwise.
+  returned: success
+  type: str
+keeper_certificates:
+  description:
+    - V(relay), one entry per certificate file served with stapling on, as M(ocsp.stapling.stapling_keeper) takes
+      them (C(name), C(cert), C(issuer), C(ca_file)); the role writes the keeper configuration the relay reads from them.
+  returned: success
+  type: list
+  elements: dict
+keeper_files:
+  description: V(relay), the issuer files RV(keeper_certificates) name (C(path), C(content), C(mode)), to write first.
+  returned: success
+  type: list
+  elements: dict
+keeper_stale_files:
+  description: With O(state=enabled) or V(absent), the issuer files in O(keeper_dir) no longer needed, to remove.
+  returned: success
+  type: list
+  elements: str
 md_store_dir:
   description: V(protected), the C(MDStoreDir) mod_md keeps its responses in (checked writable).
   returned: success
@@ -271,6 +321,10 @@ ARGUMENT_SPEC = dict(
     md_renew_window=dict(type="str", default="33%"),
     md_keep_response=dict(type="str", default="7d"),
     md_module_file=dict(type="str", default=""),
+    mechanism=dict(type="str", choices=["auto", "mod_md", "relay"], default="auto"),
+    relay_url=dict(type="str", default="http://127.0.0.1:8088/"),
+    keeper_dir=dict(type="str", default="/etc/ocsp-stapling/apache"),
+    ca_bundle=dict(type="str", default="/etc/ssl/certs/ca-certificates.crt"),
     root=dict(type="path", default="/"),
 )
 

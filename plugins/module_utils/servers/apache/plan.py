@@ -43,6 +43,19 @@ Modes (``mode``, for ``enabled``):
     a later standard ``enabled`` or ``absent`` unlinks it again). A ``disabled`` on a
     protected host also turns ``MDStapling`` off (marked in the snippet; cPanel: in the
     disable block), and ``restored`` there keeps mod_ssl's winning switches off.
+
+Protected mode has two mechanisms (``mechanism``): ``mod_md`` as above, and ``relay`` for
+servers mod_md cannot serve (httpd < 2.4.42: RHEL 7/8, EasyApache 3; no mod_md). ``auto``
+takes mod_md where it can staple and the relay otherwise. ``relay`` keeps mod_ssl stapling
+and points it at the loopback relay (:mod:`protect.relay`), which answers from the keeper's
+held responses: ``SSLStaplingForceURL <relay>`` and ``SSLStaplingFakeTryLater off`` at server
+scope with ``SSLUseStapling On`` (mod_ssl merges both into every virtual host that does not
+set its own), and every winning per-vhost ``SSLStaplingForceURL`` or ``SSLStaplingFakeTryLater``
+that says otherwise replaced, marked, like a disable's lines. The plan also lists the
+keeper's certificates (one per certificate file served with stapling on, its issuer taken
+from the file or ``SSLCertificateChainFile``) for the role to write the keeper
+configuration the relay reads. ``restored`` on a relay host points the vhosts at the relay
+again; a standard enable or ``absent`` gives every line back.
 """
 from __future__ import annotations
 
@@ -56,6 +69,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import der
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers import layouts
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import config as dialect_apache
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.config_tree import host_path
@@ -63,12 +77,20 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change.managed_block
 
 STATES = ("enabled", "disabled", "restored", "absent")
 MODES = ("standard", "protected")
+MECHANISMS = ("auto", "mod_md", "relay")
+DEFAULT_RELAY_URL = "http://127.0.0.1:8088/"
 #: MDStapling and MDStapleOthers arrived with mod_md 2.2 in httpd 2.4.42.
 MD_STAPLING_SINCE = (2, 4, 42)
 PROTECTED_NOTE = "# OCSP stapling by mod_md (protected mode): responses kept in MDStoreDir survive responder outages."
 MD_LINK_NOTE = "# md.load was linked by ocsp.stapling; a standard enable or state=absent unlinks it."
-RELAY_HINT = ("Use the relay mode instead (a local caching OCSP relay the server is pointed at with "
-              "SSLStaplingForceURL), which needs no mod_md.")
+RELAY_HINT = ("Use the relay instead (apache_stapling_protected_mechanism: relay, or auto): mod_ssl is pointed "
+              "at a local caching OCSP relay with SSLStaplingForceURL, which needs no mod_md.")
+RELAY_NOTE = ("# OCSP stapling through the local relay (protected mode): mod_ssl asks the relay, which answers "
+              "from the keeper's held responses.")
+#: What relay mode needs in every TLS virtual host with stapling on, besides the relay's URL:
+#: the relay's 503 (nothing valid held) must lead to no staple, not a synthesized tryLater.
+RELAY_FAKE_TRYLATER = "off"
+_KEEPER_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 REPLACED_PREFIX = "# ocsp.stapling replaced: "
 ENABLE_MARKER = "# {mark} ocsp.stapling managed block"
 DISABLE_MARKER = "# {mark} ocsp.stapling disabled"
@@ -132,6 +154,10 @@ class ApachePlanRequest:
     md_renew_window: str = "33%"     # protected: MDStaplingRenewWindow
     md_keep_response: str = "7d"     # protected: MDStaplingKeepResponse
     md_module_file: str = ""         # RHEL: mod_md.so to load when no LoadModule md_module exists
+    mechanism: str = "mod_md"        # protected: auto | mod_md | relay (the module and the role default to auto)
+    relay_url: str = DEFAULT_RELAY_URL   # relay: what SSLStaplingForceURL points at
+    keeper_dir: str = "/etc/ocsp-stapling/apache"   # relay: the issuer files the keeper reads
+    ca_bundle: str = "/etc/ssl/certs/ca-certificates.crt"   # relay: trust anchors for the responder's signature
 
 
 # --------------------------------------------------------------------------- marked lines
@@ -243,8 +269,16 @@ class Plan:
             raise PlanError("state must be one of %s, not %r." % (", ".join(STATES), req.state))
         if req.mode not in MODES:
             raise PlanError("mode must be one of %s, not %r." % (", ".join(MODES), req.mode))
+        if req.mechanism not in MECHANISMS:
+            raise PlanError("mechanism must be one of %s, not %r." % (", ".join(MECHANISMS), req.mechanism))
         self.req = req
+        # protected: mod_md staples; relay: mod_ssl staples through the relay (decided in run()).
         self.protected = req.mode == "protected" and req.state == "enabled"
+        self.relay = False
+        self.relay_url = ""            # relay (or restored on a relay host): what every vhost must ask
+        self.mechanism: str | None = None
+        self.keepers: list[dict] = []
+        self.keeper_files: list[dict] = []
         self.md_store = ""
         self.md_load: list[str] = []   # RHEL: LoadModule line for the snippet
         self.md_linked = False         # Debian: md.load linked by this plan
@@ -304,7 +338,13 @@ class Plan:
         if req.state != "disabled":
             self._restore_marks(live)
         if self.protected:
+            self._choose_mechanism(live)
+        if self.protected:
             self._check_protected(live)
+        elif self.relay:
+            self._check_relay()
+        elif req.state == "restored":
+            self.relay_url = self._relay_host_url()
         cpanel = req.layout.startswith("cpanel")
         if req.layout == "cpanel_ea4" and req.ea4_conf:
             self._whm_stapling()
@@ -323,6 +363,10 @@ class Plan:
         else:
             self._snippet(live)
         candidate = self._settle()
+        if self.relay_url and not self.problems and req.state in ("enabled", "restored"):
+            candidate = self._settle_relay()
+        if self.relay and not self.problems:
+            self._relay_keepers(candidate)
         return self._result(live, candidate)
 
     def edits_possible(self) -> bool:
@@ -360,18 +404,43 @@ class Plan:
 
     # -- protected mode: can mod_md staple here? -------------------------------------
 
-    def _check_protected(self, live: dialect_apache.ApacheConfig) -> None:
+    def _choose_mechanism(self, live: dialect_apache.ApacheConfig) -> None:
+        """``auto``: mod_md where it can staple, else the relay; an explicit choice is kept."""
+        req = self.req
+        if req.mechanism == "relay":
+            self.protected, self.relay = False, True
+        elif req.mechanism == "auto":
+            missing = self._md_missing(live)
+            if missing:
+                self.protected, self.relay = False, True
+                self.warnings.append("Protected mode uses the relay here, not mod_md: %s" % missing)
+        self.mechanism = "relay" if self.relay else "mod_md"
+
+    def _md_unsupported(self) -> str | None:
+        """Why mod_md can never staple on this server (a sentence), or None."""
         req = self.req
         if req.server == "litespeed":
-            self.problems.append(
-                "Protected mode staples with Apache's mod_md, which LiteSpeed does not run (server is litespeed). "
-                + RELAY_HINT)
-            return
+            return "Protected mode staples with Apache's mod_md, which LiteSpeed does not run (server is litespeed)."
         version = re.search(r"(\d+\.\d+\.\d+)", req.server_version or "")
         if version and dialect_apache._version_tuple(version.group(1)) < MD_STAPLING_SINCE:
-            self.problems.append(
-                "Protected mode needs httpd 2.4.42 or later (MDStapling arrived in mod_md 2.2 with 2.4.42); this "
-                "server is %s. Nothing was changed. %s" % (version.group(1), RELAY_HINT))
+            return ("Protected mode needs httpd 2.4.42 or later (MDStapling arrived in mod_md 2.2 with 2.4.42); this "
+                    "server is %s." % version.group(1))
+        return None
+
+    def _md_missing(self, live: dialect_apache.ApacheConfig) -> str | None:
+        """Why mod_md cannot staple here (not supported, not loaded and not loadable), or None."""
+        unsupported = self._md_unsupported()
+        if unsupported or live.has_module("md_module"):
+            return unsupported
+        probe = Plan(self.req)
+        probe._load_md()
+        return probe.problems[0].replace(" " + RELAY_HINT, "") if probe.problems else None
+
+    def _check_protected(self, live: dialect_apache.ApacheConfig) -> None:
+        req = self.req
+        unsupported = self._md_unsupported()
+        if unsupported:
+            self.problems.append("%s Nothing was changed. %s" % (unsupported, RELAY_HINT))
             return
         own = [d for d in live.find("LoadModule") if d.args and d.args[0] == "md_module"
                and req.snippet and self._real(d.file) == self._real(req.snippet)]
@@ -383,6 +452,174 @@ class Plan:
         if self.problems:
             return
         self._check_store(live)
+
+    # -- protected mode through the relay -----------------------------------------
+
+    def _check_relay(self) -> None:
+        req = self.req
+        if req.server == "litespeed":
+            self.problems.append(
+                "The relay is pointed at with Apache's SSLStaplingForceURL, and this server is LiteSpeed, which "
+                "takes its responder from its own ocspResponder setting. Point LiteSpeed's ocspResponder at the "
+                "relay, or leave this server in the standard mode. Nothing was changed.")
+            return
+        if not re.match(r"^http://[^/\s]+(/\S*)?$", req.relay_url or ""):
+            self.problems.append(
+                "apache_stapling_relay_url is %r; mod_ssl's OCSP client speaks plain HTTP only, so it must be "
+                "http://<loopback address>:<port>/ (the relay's default is %s). Nothing was changed."
+                % (req.relay_url, DEFAULT_RELAY_URL))
+            return
+        self.relay_url = req.relay_url
+        if req.force_url and req.force_url != req.relay_url:
+            self.warnings.append(
+                "apache_stapling_force_url %s is replaced by the relay's %s in protected mode; the relay asks each "
+                "certificate's own responder (its AIA OCSP URL)." % (req.force_url, req.relay_url))
+
+    def _own_files(self) -> list[str]:
+        """The files the role's server-scope settings live in (as planned)."""
+        req = self.req
+        if req.layout.startswith("cpanel"):
+            return [req.includes_dir + "/pre_main_global.conf", req.includes_dir + "/pre_virtualhost_global.conf"]
+        return [req.snippet] if req.snippet else []
+
+    def _relay_host_url(self) -> str:
+        """The relay URL the role's own files point at (a relay host), or ""."""
+        for path in self._own_files():
+            text = self.text(path) or ""
+            if RELAY_NOTE in text:
+                match = re.search(r"(?im)^\s*SSLStaplingForceURL\s+(\S+)\s*$", text)
+                if match:
+                    return match.group(1)
+        return ""
+
+    def _settle_relay(self) -> CandidateConfig:
+        """Every TLS vhost with stapling on asks the relay, with FakeTryLater off: edit what says otherwise."""
+        wanted = {"SSLStaplingForceURL": self.relay_url, "SSLStaplingFakeTryLater": RELAY_FAKE_TRYLATER}
+        for _round in range(_MAX_ROUNDS):
+            candidate = read_config(self.req, self.overlay, self._virtual_links())
+            first: dict[tuple[str, int], tuple] = {}
+            for vhost in candidate.tls_virtual_hosts():
+                switch = vhost.lookup("SSLUseStapling")
+                if not switch or switch.directive.value.lower() != "on":
+                    continue
+                for name, value in wanted.items():
+                    setting = vhost.lookup(name)
+                    if setting is None:
+                        self.problems.append(
+                            "%s (%s:%d) has no %s in effect after the change, though the role writes it at server "
+                            "scope; the server-scope file is not read. Check that the role's file is included, "
+                            "then run again. Nothing was changed."
+                            % (vhost.server_name or "a virtual host", self._view(self._real(vhost.file)), vhost.line, name))
+                        return candidate
+                    if setting.directive.value.lower() != value.lower():
+                        key = (self._real(setting.directive.file), setting.directive.line)
+                        first.setdefault(key, (vhost, setting.directive, name, value))
+            if not first:
+                return candidate
+            for key in sorted(first, key=lambda k: (k[0], -k[1])):
+                self._replace_value(*first[key])
+            if self.problems:
+                return candidate
+        raise PlanError("Pointing the virtual hosts at the relay did not settle after %d rounds of edits; the "
+                        "configuration includes itself in a way this role cannot follow. Nothing was changed." % _MAX_ROUNDS)
+
+    def _replace_value(self, vhost, directive, name: str, value: str) -> None:
+        req = self.req
+        where = vhost.server_name or "the server"
+        if req.layout.startswith("cpanel") and self._real(directive.file) == self._real(req.main_config):
+            self.problems.append(
+                "%s: %s %s wins for %s in cPanel's httpd.conf, which cPanel regenerates, so it cannot be replaced "
+                "there. Remove it from the site's userdata include or WHM's configuration (relay mode needs %s %s), "
+                "then run again. Nothing was changed." % (self._location(directive), name, directive.value, where, name, value))
+            return
+        text = self.text(directive.file) or ""
+        lines = dialect_apache.physical_lines(text, keepends=True)
+        index = directive.line - 1
+        if index >= len(lines) or not re.match(r"(?i)^\s*%s\s+\S+\s*$" % name, lines[index].rstrip("\r\n")):
+            self.problems.append(
+                "%s: %s wins for %s but is not a line of its own (continued or shared), so it cannot be replaced "
+                "safely. Put it on a line of its own, then run again. Nothing was changed."
+                % (directive.location(), name, where))
+            return
+        lines[index] = replaced_lines(lines[index], "%s %s" % (name, value))
+        self.write(directive.file, "".join(lines))
+        self.edits.append("%s: %s %s replaced by %s (for %s)" % (self._location(directive), name, directive.value, value, where))
+
+    def _relay_keepers(self, candidate: CandidateConfig) -> None:
+        """One keeper entry per certificate file served with stapling on, and its issuer file."""
+        req = self.req
+        seen: dict[str, str] = {}
+        names: set[str] = set()
+        for vhost in candidate.tls_virtual_hosts():
+            switch = vhost.lookup("SSLUseStapling")
+            if not switch or switch.directive.value.lower() != "on":
+                continue
+            chain = vhost.lookup("SSLCertificateChainFile")
+            for setting in vhost.lookup_all("SSLCertificateFile"):
+                if not setting.directive.args:
+                    continue
+                cert = host_path(self.root, candidate.resolve_path(setting.directive.args[0]))
+                if os.path.realpath(cert) in seen:
+                    continue
+                issuer = self._issuer_pem(vhost, cert, chain, candidate)
+                if issuer is None:
+                    continue
+                base = _KEEPER_NAME.sub("_", vhost.server_name or "vhost-%d" % vhost.line).strip("._-")[:96] or "vhost"
+                name, number = base, 1
+                while name in names:
+                    number += 1
+                    name = "%s-%d" % (base, number)
+                names.add(name)
+                seen[os.path.realpath(cert)] = name
+                issuer_path = os.path.join(req.keeper_dir, name + ".issuer.pem")
+                self.keeper_files.append({"path": issuer_path, "content": issuer, "mode": "0644"})
+                self.keepers.append({"name": name, "cert": cert, "issuer": host_path(self.root, issuer_path),
+                                     "ca_file": req.ca_bundle})
+
+    def _issuer_pem(self, vhost, cert: str, chain, candidate: CandidateConfig) -> str | None:
+        """The PEM of ``cert``'s issuer: the next certificate in its file, else SSLCertificateChainFile's first."""
+        where = vhost.server_name or "%s:%d" % (self._view(self._real(vhost.file)), vhost.line)
+        try:
+            blocks = der.read_chain(cert)
+            if len(blocks) < 2 and chain is not None and chain.directive.args:
+                blocks = blocks[:1] + der.read_chain(host_path(self.root, candidate.resolve_path(chain.directive.args[0])))
+        except OSError as exc:
+            self.problems.append(
+                "%s: the keeper needs the certificate and its issuer, and %s could not be read (%s). Check "
+                "SSLCertificateFile / SSLCertificateChainFile, then run again. Nothing was changed."
+                % (where, exc.filename or cert, exc.strerror))
+            return None
+        if len(blocks) < 2:
+            self.problems.append(
+                "%s: the keeper needs the issuer of %s, and neither that file nor an SSLCertificateChainFile holds "
+                "a certificate after the leaf. Serve the chain (certificate then intermediate, or "
+                "SSLCertificateChainFile), then run again. Nothing was changed." % (where, cert))
+            return None
+        try:
+            matches = der.certificate_info(blocks[0])["issuer"] == der.certificate_info(blocks[1])["subject"]
+        except der.DERError as exc:
+            self.problems.append("%s: %s does not hold a readable certificate (%s). Nothing was changed." % (where, cert, exc))
+            return None
+        if not matches:
+            self.problems.append(
+                "%s: the certificate after the leaf of %s is not its issuer (the chain is out of order or "
+                "belongs to another certificate), so the keeper could not ask for its response. Fix the chain "
+                "order, then run again. Nothing was changed." % (where, cert))
+            return None
+        return "".join(block.decode("ascii") for block in blocks[1:2])
+
+    def _stale_keeper_files(self) -> list[str]:
+        """The issuer files in keeper_dir this plan no longer needs (enabled, absent), as paths."""
+        req = self.req
+        if req.state not in ("enabled", "absent") or not req.keeper_dir:
+            return []
+        directory = host_path(self.root, req.keeper_dir)
+        try:
+            present = sorted(n for n in os.listdir(directory) if n.endswith(".issuer.pem"))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        wanted = {os.path.basename(item["path"]) for item in self.keeper_files}
+        return [os.path.join(req.keeper_dir, name) for name in present if name not in wanted]
 
     def _load_md(self) -> None:
         req = self.req
@@ -599,10 +836,15 @@ class Plan:
             tuning["SSLStaplingForceURL"] = req.force_url
         if req.proxy_url:
             tuning["SSLOCSPProxyURL"] = req.proxy_url
+        if self.relay:
+            # mod_ssl asks the relay for every certificate (SSLStaplingForceURL overrides the AIA URL).
+            tuning["SSLStaplingForceURL"] = self.relay_url
+            tuning["SSLStaplingFakeTryLater"] = RELAY_FAKE_TRYLATER
         return {k: ("on" if v is True else "off" if v is False else v) for k, v in tuning.items()}
 
     def _render_snippet(self, directives: list[str]) -> str:
         return ("# Managed by ocsp.stapling (role ocsp.stapling.apache); state=absent removes it.\n"
+                + (RELAY_NOTE + "\n" if self.relay else "")
                 + self._render_body(directives + ["SSLUseStapling On"]))
 
     def _render_protected(self) -> str:
@@ -716,6 +958,8 @@ class Plan:
         if md:
             body.append(PROTECTED_NOTE)
             body += md   # mod_md's directives need no <IfModule>: a missing mod_md fails the configtest
+        if self.relay and any(line.startswith("SSLStaplingForceURL ") for line in lines):
+            body.append(RELAY_NOTE)
         if lines or not md:
             body += ["<IfModule %s>" % ifmodule] + ["    " + line for line in lines] + ["</IfModule>"]
         text = self.text(path)
@@ -729,12 +973,7 @@ class Plan:
 
     def _protected_host(self) -> bool:
         """Whether the role's own files (as planned) carry protected mode's mod_md settings."""
-        req = self.req
-        if req.layout.startswith("cpanel"):
-            paths = [req.includes_dir + "/pre_main_global.conf", req.includes_dir + "/pre_virtualhost_global.conf"]
-        else:
-            paths = [req.snippet] if req.snippet else []
-        return any(PROTECTED_NOTE in (self.text(path) or "") for path in paths)
+        return any(PROTECTED_NOTE in (self.text(path) or "") for path in self._own_files())
 
     def _virtual_links(self) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
@@ -852,6 +1091,13 @@ class Plan:
             # mod_md loaded by a graceful restart takes that pass for its dry run and starts
             # only at the next one (measured on 2.4.71): the role reloads a second time.
             "md_loaded_by_change": self.md_loading,
+            "mechanism": self.mechanism,
+            "relay_url": self.relay_url or None,
+            # relay: the keeper's certificates (stapling_keeper's certificates) and the issuer
+            # files they name, written before the relay is checked; stale: issuer files to remove.
+            "keeper_certificates": self.keepers,
+            "keeper_files": self.keeper_files,
+            "keeper_stale_files": self._stale_keeper_files(),
             "files": files, "links": self.links, "edits": self.edits,
             "sites": sites, "vhost_overrides": overrides,
             "problems": self.problems, "warnings": list(dict.fromkeys(self.warnings)),
