@@ -108,8 +108,7 @@ def graceful_that_kills_apache(lab: Lab, tmp_path: Path) -> None:
     assert result["configtest"]["passed"] is True            # configtest did not see it coming
     # Apache's last words, as it wrote them: the fatal line when it logged one (it usually
     # does; on this Debian build the parent sometimes segfaults first and logs nothing).
-    said = [line for line in a.error_log.read_text(errors="replace").splitlines()
-            if f"[pid {old_pid}:" in line and ("AH01872" in line or "AH00020" in line)]
+    said = a.last_words(old_pid)
     fatal = [line for line in result["verification"]["fatal_lines"] if "AH01872" in line or "AH00020" in line]
     if said:
         assert fatal, ("Apache logged why it exited, but the result lost it", said, result["msg"], result["verification"])

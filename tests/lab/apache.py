@@ -209,6 +209,16 @@ class ApacheInstance:
         pid = self.pid
         return bool(pid) and pid_alive(pid)
 
+    def last_words(self, pid: int, codes: tuple[str, ...] = ("AH01872", "AH00020")) -> list[str]:
+        """The error-log lines in which the parent ``pid`` said why it exits (``codes``).
+
+        Empty when it said nothing: Debian's apache2 here sometimes segfaults (dmesg) in a
+        graceful restart before it logs AH01872, so a test of "the message carries the
+        server's last words" must hold the result to what Apache really wrote.
+        """
+        text = self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
+        return [line for line in text.splitlines() if f"[pid {pid}:" in line and any(code in line for code in codes)]
+
     def stop(self) -> None:
         # The pid file can name a parent a role restarted; stop whichever we know of.
         for pid in (self.pid, self._pid):
