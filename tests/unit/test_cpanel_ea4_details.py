@@ -16,6 +16,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache impor
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache.plan import ApachePlanRequest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "configs" / "cpanel_ea4"
+WHM_SAVED = Path(__file__).parent / "fixtures" / "ea4_conf" / "saved_by_whm.conf"
 EA4_CONF = "/etc/cpanel/ea4/ea4.conf"
 MAIN = "/etc/apache2/conf/httpd.conf"
 INCLUDES = "/etc/apache2/conf.d/includes"
@@ -54,15 +55,60 @@ def test_whm_stapling_is_read_from_ea4_conf(root, value, enabled, default):
     assert whm["value"] == value and whm["file"] == EA4_CONF
 
 
-def test_whm_stapling_missing_file_is_the_template_default_and_bad_json_is_a_problem(root):
+def test_ea4_conf_as_whm_saves_it_is_read(root):
+    """One JSON object, sorted keys, three-space indent and ' : ' (Cpanel::EA4::Conf's save), with
+    nested local_attrs, nulls and numbers beside the string values."""
+    path = root / EA4_CONF.lstrip("/")
+    shutil.copyfile(WHM_SAVED, path)
+    whm = layouts.read_whm_stapling(str(path), EA4_CONF)
+    assert (whm["value"], whm["enabled"], whm["default"], whm["problem"]) == ("Off", False, False, None)
+
+
+# What the next rebuildhttpdconf writes for each file content (cPanel's Cpanel::EA4::Conf::Tiny and
+# ea4_main.default): its default On when the file is empty, not JSON, a JSON scalar, or the value
+# is missing, null or empty; the value itself when it is On or Off in any case (Apache's flag).
+@pytest.mark.parametrize("content, enabled, default, problem", [
+    ("", True, True, None),
+    ("{}", True, True, None),
+    ('{"sslusestapling" : null}', True, True, None),
+    ('{"sslusestapling" : ""}', True, True, None),
+    ('{"sslusestapling" : "OFF"}', False, False, None),
+    ('{"sslusestapling" : " on "}', True, False, None),
+    ("{not json", True, True, "is not JSON"),
+    ("\ufeff{}", True, True, "is not JSON"),
+    ('"Off"', True, True, "single JSON value"),
+    ("[]", None, False, "JSON array"),
+    ('{"sslusestapling" : true}', None, False, "sslusestapling true"),
+    ('{"sslusestapling" : 0}', None, False, "sslusestapling 0"),
+    ('{"sslusestapling" : "1"}', None, False, 'sslusestapling "1"'),
+    ('{"sslusestapling" : "maybe"}', None, False, 'sslusestapling "maybe"'),
+])
+def test_ea4_conf_contents_give_what_the_rebuild_writes(root, content, enabled, default, problem):
+    path = root / EA4_CONF.lstrip("/")
+    path.write_text(content, encoding="utf-8")
+    whm = layouts.read_whm_stapling(str(path), EA4_CONF)
+    assert (whm["enabled"], whm["default"]) == (enabled, default), whm
+    if problem is None:
+        assert whm["problem"] is None, whm
+    else:
+        assert problem in whm["problem"] and EA4_CONF in whm["problem"] and "Global Configuration" in whm["problem"], whm
+
+
+def test_whm_stapling_missing_file_is_the_default_and_an_unreadable_one_is_unknown(root):
     path = root / EA4_CONF.lstrip("/")
     path.unlink()
+    missing = layouts.read_whm_stapling(str(path), EA4_CONF)
+    assert (missing["exists"], missing["enabled"], missing["default"], missing["problem"]) == (False, True, True, None)
+    path.mkdir()   # not a file: reported as missing, the default applies
     assert layouts.read_whm_stapling(str(path))["enabled"] is True
-    path.write_text("{not json")
-    whm = layouts.read_whm_stapling(str(path), EA4_CONF)
-    assert whm["enabled"] is None and EA4_CONF in whm["problem"] and "Global Configuration" in whm["problem"]
-    path.write_text(json.dumps({"sslusestapling": "maybe"}))
-    assert "'maybe'" in layouts.read_whm_stapling(str(path))["problem"]
+
+
+def test_a_problem_in_ea4_conf_is_a_plan_warning_and_changes_nothing_else(root):
+    (root / EA4_CONF.lstrip("/")).write_text('{"sslusestapling" : 1}')
+    result = apache_plan.plan(request(root, "disabled"))
+    assert result["whm_stapling"]["enabled"] is None
+    assert any("sslusestapling 1" in w and "Apache refuses" in w for w in result["warnings"]), result["warnings"]
+    assert not result["problems"], result["problems"]
 
 
 def test_ea4_found_by_paths_conf_alone_and_facts_report_whm(root):
