@@ -166,7 +166,7 @@ ansible_facts:
         servers:
           description:
             - C(apache), C(nginx) and C(litespeed), each with C(present), C(binary), C(version),
-              C(supports_stapling) (false below Apache 2.3.3 / nginx 1.3.7), C(config),
+              C(supports_stapling) (false below Apache 2.3.3 / nginx 1.3.7 / OpenLiteSpeed 1.2 / LiteSpeed Enterprise 4.2.4), C(config),
               C(config_error) and C(stapling_files) (each with C(path), C(purpose), C(exists)).
             - C(apache) adds C(layout) (V(debian), V(rhel), V(cpanel_ea4), V(cpanel_ea3)),
               C(modules) (C(ssl) and C(socache_shmcb) with C(loaded) and the C(LoadModule) line),

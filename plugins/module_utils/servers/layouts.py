@@ -108,12 +108,14 @@ DEFAULTS: dict = {
     },
 }
 
-#: First versions with OCSP stapling: Apache 2.3.3 (mod_ssl), nginx 1.3.7; LiteSpeed
-#: 4.2 natively and 5.1 through Apache config (LiteSpeed's "OCSP Stapling" page).
+#: First versions with OCSP stapling: Apache 2.3.3 (mod_ssl), nginx 1.3.7; OpenLiteSpeed 1.2
+#: and LiteSpeed Enterprise 4.2.4 natively (the editions number their releases apart), and
+#: LiteSpeed 5.1 through Apache config (LiteSpeed's "OCSP Stapling" page).
 MINIMUM_VERSIONS: dict[str, tuple[int, ...]] = {
     "apache": (2, 3, 3),
     "nginx": (1, 3, 7),
-    "litespeed": (4, 2),
+    "openlitespeed": (1, 2),
+    "lsws": (4, 2, 4),
     "litespeed_apache_config": (5, 1),
 }
 
@@ -481,6 +483,6 @@ def detect_litespeed(
             result["version"] = handle.read().strip() or None
     except OSError:
         pass
-    if result["version"]:
-        result["supports_stapling"] = supports_stapling("litespeed", result["version"])
+    if result["version"] and result["edition"]:
+        result["supports_stapling"] = supports_stapling(result["edition"], result["version"])
     return result
