@@ -165,3 +165,28 @@ def test_a_failing_rebuild_stops_naming_the_kept_httpd_conf(cpanel_lab, tmp_path
     assert json.loads((kept[0] / "manifest.json").read_text())["rc"] == 3
     assert "restartsrv_httpd" not in Path(info["calls"]).read_text()
     assert probe(info["port"], "good.lab.test").verdict == "good"
+
+
+def test_a_vhost_on_in_httpd_conf_gets_its_userdata_directory_in_the_same_kept_rebuild(cpanel_lab, tmp_path):
+    info = cpanel_lab
+    reset(info, vhost_on=("good",))
+    place = Path(info["userdata"]) / "ssl/2_4" / cpanel.REBUILD_USER / "good.lab.test"
+    before_rebuild = Path(info["conf"]).read_bytes()
+    assert b"SSLUseStapling on" in before_rebuild
+    wait_until(lambda: probe(info["port"], "good.lab.test").verdict == "good", 30, "a good staple before the disable")
+    outcome = run_role(tmp_path, role_vars(info, tmp_path, "disabled"))
+    assert not outcome["failed"], outcome
+    rebuild = outcome["result"]["cpanel_rebuild"]
+    assert sorted(rebuild["created"]) == sorted([str(include_file(info)), str(place / "ocsp-stapling.conf")])
+    assert Path(info["calls"]).read_text().count("rebuildhttpdconf") == 1
+    assert 'Include "%s/*.conf"' % place in included(info)
+    kept = rebuild_backups(tmp_path)
+    assert len(kept) == 1 and (kept[0] / "files" / info["conf"].lstrip("/")).read_bytes() == before_rebuild
+    assert sorted(json.loads((kept[0] / "manifest.json").read_text())["created_files"]) == sorted(rebuild["created"])
+    staple = probe(info["port"], "good.lab.test")
+    assert staple.handshake_ok and not staple.stapled, staple
+
+    again = run_role(tmp_path, role_vars(info, tmp_path, "restored"))
+    assert not again["failed"], again
+    assert (place / "ocsp-stapling.conf").read_text().startswith("# Created by ocsp.stapling so that cPanel")
+    wait_until(lambda: probe(info["port"], "good.lab.test").verdict == "good", 30, "a good staple after the re-enable")
