@@ -238,3 +238,37 @@ def test_one_rebuild_covers_the_server_include_and_the_userdata_directories(root
     # an enable needs only the server-scope file
     enabled = apache_plan.plan(request(root, "enabled"))
     assert [i["scope"] for i in enabled["includes_needed"]] == ["server"]
+
+
+def _apply(root: Path, result: dict) -> None:
+    for item in result["files"]:
+        path = root / item["path"].lstrip("/")
+        if item["state"] == "present":
+            path.write_text(item["content"])
+        else:
+            path.unlink()
+
+
+def test_ea4_pre_virtualhost_2_is_read_last_so_a_disable_turns_it_off_there_too(root):
+    """ea4_main.default includes pre_virtualhost_2.conf (when it exists) after
+    pre_virtualhost_global.conf, so an operator's 'On' there would win over a disable written only
+    in pre_virtualhost_global.conf."""
+    second = root / INCLUDES.lstrip("/") / "pre_virtualhost_2.conf"
+    second.write_bytes(b"# Apache 2.4 only (operator)\r\nSSLUseStapling On\r\n")
+    main = root / MAIN.lstrip("/")
+    line = f'Include "{INCLUDES}/pre_virtualhost_global.conf"\n'
+    assert line in main.read_text()
+    main.write_text(main.read_text().replace(line, line + f'\n# Major Version Specific\nInclude "{INCLUDES}/pre_virtualhost_2.conf"\n'))
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    result = apache_plan.plan(request(root, "disabled"))
+    assert result["problems"] == [], result["problems"]
+    written = {Path(item["path"]).name: item["content"] for item in result["files"]}
+    assert "SSLUseStapling Off" in written["pre_virtualhost_2.conf"], written
+    assert written["pre_virtualhost_2.conf"].startswith("# Apache 2.4 only (operator)\r\nSSLUseStapling On\r\n")
+    assert MAIN not in [item["path"] for item in result["files"]]
+    _apply(root, result)
+    after = apache_plan.plan(request(root, "disabled"))
+    assert after["files"] == [] and len(after["sites"]) >= 2, after
+    assert {s["stapling"] for s in after["sites"]} == {"off"}, after["sites"]
+    _apply(root, apache_plan.plan(request(root, "restored")))
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
