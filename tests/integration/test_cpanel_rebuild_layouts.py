@@ -190,3 +190,24 @@ def test_a_vhost_on_in_httpd_conf_gets_its_userdata_directory_in_the_same_kept_r
     assert not again["failed"], again
     assert (place / "ocsp-stapling.conf").read_text().startswith("# Created by ocsp.stapling so that cPanel")
     wait_until(lambda: probe(info["port"], "good.lab.test").verdict == "good", 30, "a good staple after the re-enable")
+
+
+def test_auto_detection_finds_the_layout_and_check_mode_only_says_it_would_rebuild(cpanel_lab, tmp_path):
+    """EA4 by paths.conf alone (newer ea-apache24-config has no is_ea4), EA3 by its includes directory."""
+    info = cpanel_lab
+    reset(info)
+    conf = Path(info["conf"]).read_bytes()
+    nowhere = str(tmp_path / "absent")
+    variables = role_vars(info, tmp_path, "disabled", apache_stapling_layout="auto", apache_stapling_server="auto",
+                          apache_stapling_detect_ea4_marker=nowhere, apache_stapling_detect_debian_conf=nowhere,
+                          apache_stapling_detect_rhel_conf=nowhere, apache_stapling_detect_litespeed_ctl=nowhere,
+                          apache_stapling_ea4_paths_conf=info["paths_conf"] if info["flavor"] == "ea4" else nowhere,
+                          apache_stapling_detect_ea3_includes=info["includes"] if info["flavor"] == "ea3" else nowhere)
+    outcome = run_role(tmp_path, variables, check=True)
+    assert not outcome["failed"], outcome
+    result = outcome["result"]
+    assert (result["layout"], result["server"]) == (f"cpanel_{info['flavor']}", "apache")
+    assert result["cpanel_rebuild"]["ran"] is False and result["cpanel_rebuild"]["needed"] == [str(include_file(info))]
+    assert not include_file(info).exists() and Path(info["conf"]).read_bytes() == conf
+    assert rebuild_backups(tmp_path) == [] and "rebuildhttpdconf" not in Path(info["calls"]).read_text()
+    assert probe(info["port"], "good.lab.test").verdict == "good"
