@@ -157,9 +157,9 @@ ansible_facts:
             - C(present), C(ea_version) (4, 3 or null; EA4 is found by C(/etc/cpanel/ea4/is_ea4) or by
               C(/etc/cpanel/ea4/paths.conf) alone) and EA4 C(paths) from C(paths.conf).
             - C(whm_stapling) (EA4), WHM's own switch C(sslusestapling) from C(/etc/cpanel/ea4/ea4.conf), with
-              C(file), C(exists), C(value), C(enabled) (what the next rebuild writes: true, false, or null when
-              Apache would refuse the value), C(default) (cPanel's C(On) applies: the file or the value is missing or
-              empty, or the file is not a JSON object) and C(problem). cPanel writes it into C(httpd.conf)'s
+              C(file), C(exists), C(value), C(enabled) (what the next rebuild writes, true or false, or null when
+              Apache would refuse the value), C(default) (cPanel's C(On) applies because the file or the value is
+              missing or empty, or the file is not a JSON object) and C(problem). cPanel writes it into C(httpd.conf)'s
               server-scope stapling block at every C(rebuildhttpdconf).
           type: dict
           returned: always
