@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.ansible_run import play_role
 from tests.integration.test_apache_faults import run_role
 from tests.integration.test_cpanel_include_flow import include_file, included, reset
 from tests.lab import cpanel
@@ -103,11 +104,14 @@ def test_disable_keeps_the_pre_rebuild_httpd_conf_then_reenable_gives_everything
     before_rebuild = Path(info["conf"]).read_bytes()
     operator = operator_files(info)
 
-    outcome = run_role(tmp_path, role_vars(info, tmp_path, "disabled"))
-    assert not outcome["failed"], outcome
-    result = outcome["result"]
+    both = play_role("ocsp.stapling.apache", role_vars(info, tmp_path, "disabled"),
+                     "{'role': apache_stapling_result, 'server': stapling_server_result}")
+    assert not both["failed"], both
+    result, server = both["result"]["role"], both["result"]["server"]
     rebuild = result["cpanel_rebuild"]
     assert rebuild["ran"] and rebuild["created"] == [str(include_file(info))], rebuild
+    # the front door's one schema lists the rebuild's copy beside the change's own backup
+    assert server["backups"] == [result["backup_dir"], rebuild["backup_dir"]], server
     calls = Path(info["calls"]).read_text().splitlines()
     assert calls.index("rebuildhttpdconf ") < calls.index("restartsrv_httpd --graceful"), calls
     rebuilt = Path(info["conf"]).read_bytes()
