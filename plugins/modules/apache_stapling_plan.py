@@ -80,8 +80,9 @@ options:
     type: path
   ea4_conf:
     description:
-      - cPanel EA4, WHM's Global Configuration (C(/etc/cpanel/ea4/ea4.conf), JSON). Its C(sslusestapling) is read
-        and returned as RV(whm_stapling); cPanel writes it into C(httpd.conf)'s stapling block at every rebuild.
+      - cPanel EA4, WHM's Global Configuration (C(/etc/cpanel/ea4/ea4.conf), one JSON object as C(Cpanel::EA4::Conf)
+        saves it). Its C(sslusestapling) is read and returned as RV(whm_stapling); cPanel writes it into
+        C(httpd.conf)'s stapling block at every rebuild (C(On) when the file or value is missing, empty or unparsable).
     type: path
   cache_path:
     description: Path of the shmcb stapling cache the role adds when none is configured.
@@ -272,7 +273,7 @@ includes_needed:
 whm_stapling:
   description:
     - cPanel EA4 with O(ea4_conf), WHM's own switch (C(file), C(exists), C(value), C(enabled), C(default) when
-      the key or file is missing, C(problem)); null otherwise.
+      cPanel's C(On) applies, C(problem)); null otherwise.
   returned: success
   type: dict
 warnings:

@@ -157,15 +157,16 @@ ansible_facts:
             - C(present), C(ea_version) (4, 3 or null; EA4 is found by C(/etc/cpanel/ea4/is_ea4) or by
               C(/etc/cpanel/ea4/paths.conf) alone) and EA4 C(paths) from C(paths.conf).
             - C(whm_stapling) (EA4), WHM's own switch C(sslusestapling) from C(/etc/cpanel/ea4/ea4.conf), with
-              C(file), C(exists), C(value), C(enabled) (true, false or null), C(default) (the key or file is
-              missing, so the template's C(On) applies) and C(problem). cPanel writes it into C(httpd.conf)'s
+              C(file), C(exists), C(value), C(enabled) (what the next rebuild writes, true or false, or null when
+              Apache would refuse the value), C(default) (cPanel's C(On) applies because the file or the value is
+              missing or empty, or the file is not a JSON object) and C(problem). cPanel writes it into C(httpd.conf)'s
               server-scope stapling block at every C(rebuildhttpdconf).
           type: dict
           returned: always
         servers:
           description:
             - C(apache), C(nginx) and C(litespeed), each with C(present), C(binary), C(version),
-              C(supports_stapling) (false below Apache 2.3.3 / nginx 1.3.7), C(config),
+              C(supports_stapling) (false below Apache 2.3.3 / nginx 1.3.7 / OpenLiteSpeed 1.2 / LiteSpeed Enterprise 4.2.4), C(config),
               C(config_error) and C(stapling_files) (each with C(path), C(purpose), C(exists)).
             - C(apache) adds C(layout) (V(debian), V(rhel), V(cpanel_ea4), V(cpanel_ea3)),
               C(modules) (C(ssl) and C(socache_shmcb) with C(loaded) and the C(LoadModule) line),

@@ -16,6 +16,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache impor
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache.plan import ApachePlanRequest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "configs" / "cpanel_ea4"
+WHM_SAVED = Path(__file__).parent / "fixtures" / "ea4_conf" / "saved_by_whm.conf"
 EA4_CONF = "/etc/cpanel/ea4/ea4.conf"
 MAIN = "/etc/apache2/conf/httpd.conf"
 INCLUDES = "/etc/apache2/conf.d/includes"
@@ -54,15 +55,60 @@ def test_whm_stapling_is_read_from_ea4_conf(root, value, enabled, default):
     assert whm["value"] == value and whm["file"] == EA4_CONF
 
 
-def test_whm_stapling_missing_file_is_the_template_default_and_bad_json_is_a_problem(root):
+def test_ea4_conf_as_whm_saves_it_is_read(root):
+    """One JSON object, sorted keys, three-space indent and ' : ' (Cpanel::EA4::Conf's save), with
+    nested local_attrs, nulls and numbers beside the string values."""
+    path = root / EA4_CONF.lstrip("/")
+    shutil.copyfile(WHM_SAVED, path)
+    whm = layouts.read_whm_stapling(str(path), EA4_CONF)
+    assert (whm["value"], whm["enabled"], whm["default"], whm["problem"]) == ("Off", False, False, None)
+
+
+# What the next rebuildhttpdconf writes for each file content (cPanel's Cpanel::EA4::Conf::Tiny and
+# ea4_main.default): its default On when the file is empty, not JSON, a JSON scalar, or the value
+# is missing, null or empty; the value itself when it is On or Off in any case (Apache's flag).
+@pytest.mark.parametrize("content, enabled, default, problem", [
+    ("", True, True, None),
+    ("{}", True, True, None),
+    ('{"sslusestapling" : null}', True, True, None),
+    ('{"sslusestapling" : ""}', True, True, None),
+    ('{"sslusestapling" : "OFF"}', False, False, None),
+    ('{"sslusestapling" : " on "}', True, False, None),
+    ("{not json", True, True, "is not JSON"),
+    ("\ufeff{}", True, True, "is not JSON"),
+    ('"Off"', True, True, "single JSON value"),
+    ("[]", None, False, "JSON array"),
+    ('{"sslusestapling" : true}', None, False, "sslusestapling true"),
+    ('{"sslusestapling" : 0}', None, False, "sslusestapling 0"),
+    ('{"sslusestapling" : "1"}', None, False, 'sslusestapling "1"'),
+    ('{"sslusestapling" : "maybe"}', None, False, 'sslusestapling "maybe"'),
+])
+def test_ea4_conf_contents_give_what_the_rebuild_writes(root, content, enabled, default, problem):
+    path = root / EA4_CONF.lstrip("/")
+    path.write_text(content, encoding="utf-8")
+    whm = layouts.read_whm_stapling(str(path), EA4_CONF)
+    assert (whm["enabled"], whm["default"]) == (enabled, default), whm
+    if problem is None:
+        assert whm["problem"] is None, whm
+    else:
+        assert problem in whm["problem"] and EA4_CONF in whm["problem"] and "Global Configuration" in whm["problem"], whm
+
+
+def test_whm_stapling_missing_file_is_the_default_and_an_unreadable_one_is_unknown(root):
     path = root / EA4_CONF.lstrip("/")
     path.unlink()
+    missing = layouts.read_whm_stapling(str(path), EA4_CONF)
+    assert (missing["exists"], missing["enabled"], missing["default"], missing["problem"]) == (False, True, True, None)
+    path.mkdir()   # not a file: reported as missing, the default applies
     assert layouts.read_whm_stapling(str(path))["enabled"] is True
-    path.write_text("{not json")
-    whm = layouts.read_whm_stapling(str(path), EA4_CONF)
-    assert whm["enabled"] is None and EA4_CONF in whm["problem"] and "Global Configuration" in whm["problem"]
-    path.write_text(json.dumps({"sslusestapling": "maybe"}))
-    assert "'maybe'" in layouts.read_whm_stapling(str(path))["problem"]
+
+
+def test_a_problem_in_ea4_conf_is_a_plan_warning_and_changes_nothing_else(root):
+    (root / EA4_CONF.lstrip("/")).write_text('{"sslusestapling" : 1}')
+    result = apache_plan.plan(request(root, "disabled"))
+    assert result["whm_stapling"]["enabled"] is None
+    assert any("sslusestapling 1" in w and "Apache refuses" in w for w in result["warnings"]), result["warnings"]
+    assert not result["problems"], result["problems"]
 
 
 def test_ea4_found_by_paths_conf_alone_and_facts_report_whm(root):
@@ -192,3 +238,37 @@ def test_one_rebuild_covers_the_server_include_and_the_userdata_directories(root
     # an enable needs only the server-scope file
     enabled = apache_plan.plan(request(root, "enabled"))
     assert [i["scope"] for i in enabled["includes_needed"]] == ["server"]
+
+
+def _apply(root: Path, result: dict) -> None:
+    for item in result["files"]:
+        path = root / item["path"].lstrip("/")
+        if item["state"] == "present":
+            path.write_text(item["content"])
+        else:
+            path.unlink()
+
+
+def test_ea4_pre_virtualhost_2_is_read_last_so_a_disable_turns_it_off_there_too(root):
+    """ea4_main.default includes pre_virtualhost_2.conf (when it exists) after
+    pre_virtualhost_global.conf, so an operator's 'On' there would win over a disable written only
+    in pre_virtualhost_global.conf."""
+    second = root / INCLUDES.lstrip("/") / "pre_virtualhost_2.conf"
+    second.write_bytes(b"# Apache 2.4 only (operator)\r\nSSLUseStapling On\r\n")
+    main = root / MAIN.lstrip("/")
+    line = f'Include "{INCLUDES}/pre_virtualhost_global.conf"\n'
+    assert line in main.read_text()
+    main.write_text(main.read_text().replace(line, line + f'\n# Major Version Specific\nInclude "{INCLUDES}/pre_virtualhost_2.conf"\n'))
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    result = apache_plan.plan(request(root, "disabled"))
+    assert result["problems"] == [], result["problems"]
+    written = {Path(item["path"]).name: item["content"] for item in result["files"]}
+    assert "SSLUseStapling Off" in written["pre_virtualhost_2.conf"], written
+    assert written["pre_virtualhost_2.conf"].startswith("# Apache 2.4 only (operator)\r\nSSLUseStapling On\r\n")
+    assert MAIN not in [item["path"] for item in result["files"]]
+    _apply(root, result)
+    after = apache_plan.plan(request(root, "disabled"))
+    assert after["files"] == [] and len(after["sites"]) >= 2, after
+    assert {s["stapling"] for s in after["sites"]} == {"off"}, after["sites"]
+    _apply(root, apache_plan.plan(request(root, "restored")))
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before

@@ -240,10 +240,6 @@ def _litespeed_site(site: dict, server_root: str) -> dict:
     }
 
 
-# OpenLiteSpeed has stapled since 1.2; LiteSpeed Enterprise since 4.2.4.
-_LITESPEED_STAPLING_SINCE = {"openlitespeed": (1, 2), "lsws": (4, 2, 4)}
-
-
 def describe_litespeed(detected: dict, root: str) -> tuple[dict, list[dict], list[str]]:
     facts = dict(detected)
     facts["reads_apache_config"] = False
@@ -257,10 +253,8 @@ def describe_litespeed(detected: dict, root: str) -> tuple[dict, list[dict], lis
         facts["supports_stapling_via_apache_config"] = layouts.supports_stapling(
             "litespeed_apache_config", facts["version"]
         )
-    since = _LITESPEED_STAPLING_SINCE.get(facts.get("edition") or "")
-    have = layouts.version_tuple(facts.get("version"))
-    if since and have:
-        facts["supports_stapling"] = have >= since
+    if facts.get("edition") in ("openlitespeed", "lsws") and facts.get("version"):
+        facts["supports_stapling"] = layouts.supports_stapling(facts["edition"], facts["version"])
     sites = [_litespeed_site(s, detected["server_root"]) for s in read["sites"]]
     return facts, sites, read["warnings"]
 
@@ -385,7 +379,10 @@ def gather_facts(
     nginx, nginx_site_list, more = describe_nginx(nginx_detected, root, detail)
     warnings.extend(more)
 
-    for name, facts, minimum in (("Apache", apache, "2.3.3"), ("nginx", nginx, "1.3.7")):
+    litespeed_name = {"openlitespeed": "OpenLiteSpeed", "lsws": "LiteSpeed Enterprise"}.get(litespeed.get("edition") or "", "")
+    litespeed_minimum = ".".join(str(n) for n in layouts.MINIMUM_VERSIONS.get(litespeed.get("edition") or "", ()))
+    for name, facts, minimum in (("Apache", apache, "2.3.3"), ("nginx", nginx, "1.3.7"),
+                                 (litespeed_name, litespeed, litespeed_minimum)):
         if facts.get("supports_stapling") is False:
             warnings.append(
                 "%s %s is older than %s, the first version with OCSP stapling; stapling "

@@ -29,8 +29,9 @@ DEFAULTS: dict = {
         "cpanel_dir": "/usr/local/cpanel",
         "ea4_marker": "/etc/cpanel/ea4/is_ea4",
         "ea4_paths": "/etc/cpanel/ea4/paths.conf",
-        # WHM > Apache Configuration > Global Configuration, as JSON; rebuildhttpdconf renders
-        # httpd.conf's server-scope SSLUseStapling from its "sslusestapling" (default On).
+        # WHM > Apache Configuration > Global Configuration: one JSON object (Cpanel::EA4::Conf);
+        # rebuildhttpdconf renders httpd.conf's server-scope SSLUseStapling from its
+        # "sslusestapling" (default On). See read_whm_stapling.
         "ea4_conf": "/etc/cpanel/ea4/ea4.conf",
         "rebuild_httpd_conf": "/usr/local/cpanel/scripts/rebuildhttpdconf",
         "restart_httpd": "/scripts/restartsrv_httpd",
@@ -107,12 +108,14 @@ DEFAULTS: dict = {
     },
 }
 
-#: First versions with OCSP stapling: Apache 2.3.3 (mod_ssl), nginx 1.3.7; LiteSpeed
-#: 4.2 natively and 5.1 through Apache config (LiteSpeed's "OCSP Stapling" page).
+#: First versions with OCSP stapling: Apache 2.3.3 (mod_ssl), nginx 1.3.7; OpenLiteSpeed 1.2
+#: and LiteSpeed Enterprise 4.2.4 natively (the editions number their releases apart), and
+#: LiteSpeed 5.1 through Apache config (LiteSpeed's "OCSP Stapling" page).
 MINIMUM_VERSIONS: dict[str, tuple[int, ...]] = {
     "apache": (2, 3, 3),
     "nginx": (1, 3, 7),
-    "litespeed": (4, 2),
+    "openlitespeed": (1, 2),
+    "lsws": (4, 2, 4),
     "litespeed_apache_config": (5, 1),
 }
 
@@ -201,34 +204,59 @@ def read_ea4_paths(path: str) -> dict[str, str]:
 def read_whm_stapling(path: str, shown: str | None = None) -> dict:
     """WHM's own stapling switch: ``sslusestapling`` in cPanel's ``/etc/cpanel/ea4/ea4.conf``.
 
-    ``{file, exists, value, enabled, default, problem}``: ``value`` as WHM stores it (``On`` /
-    ``Off``), ``enabled`` True/False (None when unknown). A missing file or key means the
-    template's default (``ea4_main.default`` renders ``SSLUseStapling On``), so ``enabled`` is
-    True with ``default`` True. ``path`` is read as given; ``shown`` is the path reported.
+    ``{file, exists, value, enabled, default, problem}``: ``value`` as the file holds it,
+    ``enabled`` what the next ``rebuildhttpdconf`` writes into httpd.conf's server-scope
+    ``SSLUseStapling`` (True / False, None when Apache would refuse it or the rebuild fails),
+    ``default`` True when cPanel's own default (``On``) applies. ``path`` is read as given;
+    ``shown`` is the path reported.
+
+    What cPanel does, read in its sources: ``Cpanel::EA4::Conf`` saves the file as one JSON
+    object (pretty, sorted keys) with ``sslusestapling`` coerced to ``On`` or ``Off``;
+    ``Cpanel::EA4::Conf::Tiny``, which the rebuild reads, lays the object over its defaults
+    (``sslusestapling => "On"``) and uses the defaults alone when the file is missing, empty,
+    not JSON or a JSON scalar; a JSON array makes the rebuild die. ``ea4_main.default`` writes
+    ``SSLUseStapling <value>`` when the value is not empty, else ``On``. Apache takes a flag's
+    ``On`` / ``Off`` in any case and refuses anything else.
     """
     out: dict = {"file": shown or path, "exists": os.path.isfile(path), "value": None, "enabled": True,
                  "default": True, "problem": None}
     if not out["exists"]:
         return out
+    fix = "Set it in WHM > Apache Configuration > Global Configuration and Save, which writes the file anew."
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        out.update(enabled=None, default=False, problem="%s could not be read as JSON (%s); WHM's stapling "
-                   "setting is unknown. Check it in WHM > Apache Configuration > Global Configuration." % (out["file"], exc))
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        out.update(enabled=None, default=False, problem="%s could not be read (%s); WHM's stapling setting is "
+                   "unknown. Check its permissions (cPanel reads it as root)." % (out["file"], exc.strerror or exc))
         return out
-    value = data.get("sslusestapling") if isinstance(data, dict) else None
+    if not raw:
+        return out    # empty: cPanel reads no data and uses its defaults
+    try:
+        # JSON::XS reads the bytes as text; bytes that are not UTF-8 only matter inside values.
+        data = json.loads(raw.decode("utf-8", errors="replace"))
+    except ValueError as exc:
+        out["problem"] = ("%s is not JSON (%s). cPanel's rebuildhttpdconf then ignores it and writes its default, "
+                          "SSLUseStapling On, and WHM cannot show the Global Configuration. %s" % (out["file"], exc, fix))
+        return out
+    if isinstance(data, list):
+        out.update(enabled=None, default=False, problem="%s holds a JSON array; cPanel expects one JSON object and its "
+                   "rebuildhttpdconf fails on this file. %s" % (out["file"], fix))
+        return out
+    if not isinstance(data, dict):
+        out["problem"] = ("%s holds a single JSON value, not an object: cPanel ignores it and writes its default, "
+                          "SSLUseStapling On. %s" % (out["file"], fix))
+        return out
+    value = data.get("sslusestapling")
     if value is None or value == "":
+        return out    # the template writes On when the value is empty
+    if isinstance(value, str) and value.strip().lower() in ("on", "off"):
+        out.update(value=value, default=False, enabled=value.strip().lower() == "on")
         return out
-    out.update(value=str(value), default=False)
-    lowered = str(value).strip().lower()
-    if lowered in ("on", "1", "true", "yes"):
-        out["enabled"] = True
-    elif lowered in ("off", "0", "false", "no"):
-        out["enabled"] = False
-    else:
-        out.update(enabled=None, problem="%s has sslusestapling %r; expected On or Off. Set it in WHM > Apache "
-                   "Configuration > Global Configuration." % (out["file"], value))
+    out.update(value=value if isinstance(value, str) else json.dumps(value), enabled=None, default=False,
+               problem="%s has sslusestapling %s; WHM writes \"On\" or \"Off\", and cPanel's rebuildhttpdconf copies "
+               "the value into httpd.conf's SSLUseStapling line, which Apache refuses unless it is On or Off. %s"
+               % (out["file"], json.dumps(value), fix))
     return out
 
 
@@ -455,6 +483,6 @@ def detect_litespeed(
             result["version"] = handle.read().strip() or None
     except OSError:
         pass
-    if result["version"]:
-        result["supports_stapling"] = supports_stapling("litespeed", result["version"])
+    if result["version"] and result["edition"]:
+        result["supports_stapling"] = supports_stapling(result["edition"], result["version"])
     return result

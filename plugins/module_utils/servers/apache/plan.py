@@ -389,7 +389,7 @@ class Plan:
             self.warnings.append(whm["problem"])
             return
         where = ("%s (sslusestapling %s)" % (whm["file"], whm["value"]) if whm["value"]
-                 else "%s (no sslusestapling: the template's default, On)" % whm["file"])
+                 else "%s (no sslusestapling value: cPanel's default, On)" % whm["file"])
         if req.state == "disabled" and whm["enabled"]:
             self.warnings.append(
                 "WHM's Global Configuration has SSLUseStapling On, %s; cPanel writes it into httpd.conf's stapling "
