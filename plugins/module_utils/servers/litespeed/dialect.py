@@ -57,8 +57,13 @@ def plan(params: dict[str, Any]) -> ServerPlan:
         raise ContractError(str(exc), exc.result) from None
     if params.get("environment"):
         request.environment = dict(params["environment"])
+    # A listener answers on its own address (probed without SNI by the Must-Staple guard);
+    # a virtual host's certificate is judged by its files and the caller's list.
+    listening = {e["listener"]: {"host": e["host"], "port": e["port"], "server_name": None}
+                 for e in runner.result["probe_endpoints"]}
     sites = [Site(name=t["name"], action={"enabled": "enable", "disabled": "disable"}.get(state, "restore"),
-                  file=t["file"], certificates=list(t["certificates"]))
+                  file=t["file"], certificates=list(t["certificates"]), names=list(t.get("names") or []),
+                  endpoints=[listening[t["name"]]] if t["kind"] == "listener" and t["name"] in listening else [])
              for t in runner.result["targets"]]
 
     def finish(outcome: dict[str, Any]) -> None:
