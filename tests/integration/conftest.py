@@ -2,10 +2,34 @@
 tests that only read share one (``shared_lab``)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from tests.lab.lab import Lab
 from tests.lab.packaged import start_packaged
+
+
+#: A busy loop that outlives a crashed test stops by itself after this long.
+BUSY_SECONDS = 600
+
+
+@pytest.fixture
+def cpu_load():
+    """One bounded busy loop per core, for the length of the test; stopped by PID."""
+    code = f"import time\nend = time.monotonic() + {BUSY_SECONDS}\nwhile time.monotonic() < end:\n    pass\n"
+    loops = []
+    try:
+        for dummy in range(os.cpu_count() or 2):
+            loops.append(subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL))
+        yield loops
+    finally:
+        for loop in loops:
+            loop.kill()
+        for loop in loops:
+            loop.wait(timeout=10)
 
 
 @pytest.fixture

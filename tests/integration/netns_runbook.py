@@ -23,29 +23,14 @@ import sys
 from pathlib import Path
 
 from tests.integration.ansible_run import run_module
-from tests.integration.runbook_play import SITES, play
-from tests.lab.apache import ApacheInstance
+from tests.integration.runbook_play import SITES, play, start_lab
 from tests.lab.lab import Lab
 from tests.lab.netns import ipv6_packets_sent
-from tests.lab.nginx import NginxInstance
-from tests.lab.responder import free_port
-from tests.lab.sites import lab_sites
 
 
 def start(directory: Path, ocsp_host: str) -> Lab:
     """runbook_play.start_lab's lab (good + nourl, stapling on), its OCSP URLs naming ``ocsp_host``."""
-    lab = Lab.start(directory, servers=(), ocsp_host=ocsp_host)
-    try:
-        sites = lab_sites(lab.pki, SITES)
-        lab.nginx = NginxInstance(directory / "nginx", free_port(), sites, lab.pki.trusted_chain)
-        lab.nginx.start()
-        lab.apache = ApacheInstance(directory / "apache", free_port(), sites)
-        lab.apache.start()
-        lab.write_record()
-    except BaseException:
-        lab.stop()
-        raise
-    return lab
+    return start_lab(directory, stapling=True, ocsp_host=ocsp_host)
 
 
 def observe(lab: Lab, work: Path, wait_good: bool) -> dict:

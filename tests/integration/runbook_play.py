@@ -34,13 +34,13 @@ RESILIENT = {
 }
 
 
-def start_lab(directory: Path, stapling: bool) -> Lab:
+def start_lab(directory: Path, stapling: bool, ocsp_host: str | None = None) -> Lab:
     """A lab whose nginx and apache2 serve good + nourl (no Must-Staple), stapling on or off.
 
     ``Lab.start`` creates the PKI itself, so (as tests/lab/fleet.py does) the servers are
     added after it with sites chosen from that PKI.
     """
-    lab = Lab.start(directory, servers=())
+    lab = Lab.start(directory, servers=(), **({"ocsp_host": ocsp_host} if ocsp_host else {}))
     try:
         sites = lab_sites(lab.pki, SITES)
         lab.nginx = NginxInstance(directory / "nginx", free_port(), sites, lab.pki.trusted_chain,

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -133,20 +131,6 @@ def test_graceful_that_kills_apache_is_rolled_back_and_apache_started(apache_lab
 #: (``OCSP_STAPLING_REPEAT``, 3 in ``make test``); the 20 rounds in a row that show the
 #: parent's last words are never lost under load run in test_apache_graceful_kill_repeated.py.
 REPEAT = int(os.environ.get("OCSP_STAPLING_REPEAT", "3"))
-
-
-@pytest.fixture
-def cpu_load():
-    """One busy loop per core, for the length of the test; stopped by PID."""
-    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
-             for _core in range(os.cpu_count() or 2)]
-    try:
-        yield loops
-    finally:
-        for loop in loops:
-            loop.kill()
-        for loop in loops:
-            loop.wait(timeout=10)
 
 
 @pytest.mark.parametrize("attempt", range(1, REPEAT + 1))

@@ -19,16 +19,13 @@ then ``StaplingChange.run``), so twenty rounds cost seconds each rather than an
   candidate while the one the start saw is the restored original.
 
 Each core gets one busy loop for the whole run (each loop ends by itself after
-``BUSY_SECONDS`` and is stopped by PID when the test ends). ``ROUNDS`` is 20, the
+``conftest.BUSY_SECONDS`` and is stopped by PID when the test ends). ``ROUNDS`` is 20, the
 issue's "Done when"; ``tests/integration/test_apache_faults.py`` plays the same case
 through Ansible.
 """
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -38,30 +35,12 @@ from tests.lab.lab import Lab
 from tests.lab.pki import LEAF_HOSTS
 
 ROUNDS = 20
-#: A busy loop that outlives a crashed test stops by itself after this long.
-BUSY_SECONDS = 600
 
 
 @pytest.fixture
 def apache_lab(tmp_path):
     with Lab.start(tmp_path / "lab", servers=("apache",)) as running:
         yield running
-
-
-@pytest.fixture
-def cpu_load():
-    """One bounded busy loop per core, for the length of the test; stopped by PID."""
-    code = f"import time\nend = time.monotonic() + {BUSY_SECONDS}\nwhile time.monotonic() < end:\n    pass\n"
-    loops = []
-    try:
-        for dummy in range(os.cpu_count() or 2):
-            loops.append(subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL))
-        yield loops
-    finally:
-        for loop in loops:
-            loop.kill()
-        for loop in loops:
-            loop.wait(timeout=10)
 
 
 class WitnessRunner:

@@ -16,6 +16,7 @@ import pytest
 from tests.integration.ansible_run import play_role
 from tests.unit.ocsp_helpers import make_pki
 from tests.unit.test_litespeed_stapling_module import calls, make_tree, snapshot
+from tests.unit.test_litespeed_stapling_module import role_vars as litespeed_role_vars
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +31,8 @@ def tree(tmp_path: Path, pki, leaf: str) -> Path:
 
 
 def role_vars(root: Path, tmp_path: Path, **extra) -> dict:
-    values = {
-        "litespeed_server_root": str(root),
-        "litespeed_stapling_state": "disabled",
-        "litespeed_state_file": str(tmp_path / "state" / "litespeed-originals.json"),
-        "litespeed_backup_dir": str(tmp_path / "backups"),
-        "litespeed_configtest_command": f"{root}/bin/openlitespeed -t",
-        "litespeed_restart_command": f"{root}/bin/lswsctrl restart",
-        # Nothing answers TLS for the stand-in: no listener probe, no check after the change.
-        "litespeed_verify": False,
-    }
-    values.update(extra)
-    return values
+    # Nothing answers TLS for the stand-in: no listener probe, no check after the change.
+    return litespeed_role_vars(root, tmp_path, litespeed_verify=False, **extra)
 
 
 def test_a_must_staple_certificate_blocks_the_disable_and_force_reports_it(tmp_path, pki):

@@ -15,6 +15,7 @@ import pytest
 from tests.integration.ansible_run import play_role
 from tests.lab.lab import Lab
 from tests.unit.test_litespeed_stapling_module import calls, make_tree
+from tests.unit.test_litespeed_stapling_module import role_vars as litespeed_role_vars
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +25,8 @@ def nginx_lab(tmp_path_factory):
 
 
 def role_vars(root: Path, tmp_path: Path, endpoint: dict) -> dict:
-    return {
-        "litespeed_server_root": str(root),
-        "litespeed_stapling_state": "disabled",
-        "litespeed_state_file": str(tmp_path / "state" / "litespeed-originals.json"),
-        "litespeed_backup_dir": str(tmp_path / "backups"),
-        "litespeed_configtest_command": f"{root}/bin/openlitespeed -t",
-        "litespeed_restart_command": f"{root}/bin/lswsctrl restart",
-        "litespeed_stapling_endpoints": [endpoint],
-        "litespeed_verify_endpoints": [endpoint],
-        "litespeed_verify_timeout": 15,
-    }
+    return litespeed_role_vars(root, tmp_path, litespeed_stapling_endpoints=[endpoint],
+                               litespeed_verify_endpoints=[endpoint], litespeed_verify_timeout=15)
 
 
 def test_an_endpoint_still_stapling_after_the_disable_fails_the_run_naming_it(nginx_lab, tmp_path):

@@ -41,6 +41,21 @@ def make_tree(tmp_path: Path, flavor: str) -> Path:
     return root
 
 
+def role_vars(root: Path, tmp_path: Path, **extra) -> dict:
+    """The litespeed role's variables for a disable of this stand-in tree (its scripts, a private
+    state file and backup directory), plus ``extra``."""
+    values = {
+        "litespeed_server_root": str(root),
+        "litespeed_stapling_state": "disabled",
+        "litespeed_state_file": str(tmp_path / "state" / "litespeed-originals.json"),
+        "litespeed_backup_dir": str(tmp_path / "backups"),
+        "litespeed_configtest_command": f"{root}/bin/openlitespeed -t",
+        "litespeed_restart_command": f"{root}/bin/lswsctrl restart",
+    }
+    values.update(extra)
+    return values
+
+
 def calls(root: Path, name: str = "lswsctrl") -> list:
     log = root / (name + ".log")
     return log.read_text().splitlines() if log.exists() else []
