@@ -1,7 +1,7 @@
 """Protected mode side by side: one lab, one responder outage, every mechanism at once.
 
-One responder answers with a short validity (150 s: thisUpdate a minute back, nextUpdate
-150 s ahead). On it, each switched by its role the way an operator would:
+One responder answers with a short validity (180 s: thisUpdate a minute back, nextUpdate
+180 s ahead). On it, each switched by its role the way an operator would:
 
 - ``standard``: the lab's apache2 with default mod_ssl stapling and 3 s cache timeouts;
 - ``mod_md``: an apache2 the Apache role switches to ``apache_stapling_mode: protected``
@@ -12,8 +12,9 @@ One responder answers with a short validity (150 s: thisUpdate a minute back, ne
   certificate the role adds without a restart;
 - ``nginx``: the lab's nginx the nginx role switches to ``nginx_stapling_mode: protected``
   (the keeper's ``ssl_stapling_file``);
-- ``expiring``: a second nginx in keeper mode whose held response was fetched with a 70 s
-  validity, so it expires during the outage.
+- ``expiring``: a second nginx in keeper mode whose timer, just before the outage, fetched a
+  response with a 70 s validity (the responder's validity is lowered for that one fetch), so
+  that it expires during the outage.
 
 The responder goes down. The standard Apache staples ``tryLater`` once its 3 s cache is gone,
 while mod_md, the relay and nginx staple the same held ``good`` response on every handshake of
@@ -51,8 +52,9 @@ from tests.lab.processes import LabError, wait_until
 from tests.lab.responder import free_port
 from tests.lab.sites import lab_sites
 
-VALIDITY = 150            # the responder's nextUpdate - now; thisUpdate is a minute back
+VALIDITY = 180            # the responder's nextUpdate - now; thisUpdate is a minute back
 EXPIRING_VALIDITY = 70    # the expiring host's response: the keeper's 60 s margin starts 10 s after its fetch
+TIMER_INTERVAL = 3        # how often the test fires the keeper timers (the schedule role: every minute or two)
 CACHE_TIMEOUT = 3         # SSLStaplingStandardCacheTimeout / ErrorCacheTimeout of the mod_ssl apache2
 MIN_OUTAGE = 6 * CACHE_TIMEOUT
 SITE = "good.lab.test"
@@ -109,10 +111,8 @@ def test_protected_mechanisms_side_by_side_through_one_outage(side_by_side, tmp_
     assert not outcome["failed"], "%s\n%s" % (outcome.get("msg"), env.md.error_log.read_text()[-3000:])
     assert outcome["result"]["mode"] == "protected" and outcome["result"]["md_store_dir"] == str(env.md.md_store)
 
-    # The expiring host on a 70 s response: its nextUpdate comes during the outage, which ends
-    # just after it. The relay and nginx after it, so that the outage ends well inside the 90 s
-    # from nginx's fetch to its keeper's expiry margin however slow the machine, and the relay's
-    # keeper fails at most once or twice (each failure doubles its back-off) before the return.
+    # The expiring host, on a 70 s response: due for a refresh 5 s later, so its timer fetches
+    # again just before the outage, and that response's nextUpdate comes during the outage.
     expiring_role = tmp_path / "expiring-role"
     expiring_role.mkdir()
     expiring_config = expiring_role / "keeper-nginx.json"
@@ -124,7 +124,6 @@ def test_protected_mechanisms_side_by_side_through_one_outage(side_by_side, tmp_
                           nginx_stapling_keeper_config=str(expiring_config))
     lab.responder.control(f"set?validity={VALIDITY}")
     assert done.returncode == 0, done.stdout[-4000:]
-    expiring_next = json.loads((expiring_state / f"{SITE}.json").read_text())["next_update"]
 
     # The relay runs before the certificate is known to it: the configuration it was started
     # on lists nothing, and the role adds the certificate to that same file.
@@ -156,6 +155,15 @@ def test_protected_mechanisms_side_by_side_through_one_outage(side_by_side, tmp_
     assert done.returncode == 0, done.stdout[-4000:]
     timings["roles"] = time.monotonic() - began
 
+    # The expiring host's timer, just before the outage, on a 70 s validity once more.
+    lab.responder.control(f"set?validity={EXPIRING_VALIDITY}")
+    try:
+        _rc, result = keeper_timer(expiring_config)
+    finally:
+        lab.responder.control(f"set?validity={VALIDITY}")
+    assert served(result) == "file" and result["changed"] and result["reload"]["settled"] is True, result
+    expiring_next = json.loads((expiring_state / f"{SITE}.json").read_text())["next_update"]
+
     first: dict[str, Staple] = {}
     for name in ("standard",) + PROTECTED + ("expiring",):
         first[name] = wait_until(lambda port=ports[name]: (s := probe(port, SITE)).verdict == "good" and s, 30,
@@ -172,7 +180,7 @@ def test_protected_mechanisms_side_by_side_through_one_outage(side_by_side, tmp_
     down_at = time.monotonic()
     seen: dict[str, list[str]] = {name: [] for name in ports}
     standard_failed_at = reloaded_at = switched_at = None
-    last_expiring_timer = 0.0
+    last_expiring_timer = last_timer = 0.0
     end = None
     while end is None or time.monotonic() < end:
         now = time.monotonic()
@@ -196,7 +204,7 @@ def test_protected_mechanisms_side_by_side_through_one_outage(side_by_side, tmp_
         if switched_at is None:
             assert time.time() < expiring_next, "the expiring host still stapled its held response at its nextUpdate"
             assert staple.verdict == "good" and stamp(staple) == stamp(first["expiring"]), staple
-            if time.monotonic() - last_expiring_timer >= 2:
+            if time.monotonic() - last_expiring_timer >= 2:   # its own timer, more often: the switch is the point
                 last_expiring_timer = time.monotonic()
                 _rc, result = keeper_timer(expiring_config)
                 if served(result) != "file":
@@ -213,8 +221,14 @@ def test_protected_mechanisms_side_by_side_through_one_outage(side_by_side, tmp_
             for name in PROTECTED:
                 wait_until(lambda port=ports[name]: probe(port, SITE).handshake_ok, 20, f"{name} after its reload")
             reloaded_at = time.monotonic() - down_at
-            rc, result = keeper_timer(nginx_config)    # the timer fires during the outage: nothing to replace
+        # The timers of the other two keeper configurations fire too: once a refresh is due it
+        # fails, and the held response stays in place.
+        if time.monotonic() - last_timer >= TIMER_INTERVAL:
+            last_timer = time.monotonic()
+            rc, result = keeper_timer(nginx_config)
             assert rc == 0 and served(result) == "file" and not result["changed"], result
+            rc, result = keeper_timer(relay_config)
+            assert rc == 0 and not result["changed"], result
         if end is None and reloaded_at is not None and switched_at is not None:
             # Past the expiring host's nextUpdate and at least MIN_OUTAGE in all.
             end = max(down_at + MIN_OUTAGE, time.monotonic() + (expiring_next - time.time()) + 1)
@@ -229,11 +243,14 @@ def test_protected_mechanisms_side_by_side_through_one_outage(side_by_side, tmp_
     back_at = time.monotonic()
     newer: dict[str, float] = {}
     last_timer = 0.0
+    failed_refreshes = {name: json.loads(path.read_text())["consecutive_failures"] for name, path in (
+        ("nginx", nginx_role / "keeper-state" / f"{SITE}.json"),
+        ("relay", Path(variables["apache_stapling_relay_keeper_state_dir"]) / f"{SITE}.json"))}
     while len(newer) < len(PROTECTED):
         if time.monotonic() - back_at > 200:
             raise LabError(f"no newer response within 200 s of the responder's return from "
                            f"{sorted(set(PROTECTED) - set(newer))}; mod_md store: {env.md.stored_responses()}")
-        if time.monotonic() - last_timer >= 3:     # the schedule role's timer, on both keeper configurations
+        if time.monotonic() - last_timer >= TIMER_INTERVAL:     # the schedule role's timer, on both keeper configurations
             last_timer = time.monotonic()
             keeper_timer(nginx_config)
             keeper_timer(relay_config)
@@ -251,6 +268,6 @@ def test_protected_mechanisms_side_by_side_through_one_outage(side_by_side, tmp_
           f"(mod_ssl tryLater after {standard_failed_at:.1f} s, reloads at {reloaded_at:.1f} s, expiring host off "
           f"its response {expiring_next - switched_at:.1f} s before nextUpdate); handshakes during the outage: "
           + ", ".join(f"{name} {len(seen[name])}" for name in PROTECTED)
-          + f"; relay asked {relay_asked} times; newer after the return: "
+          + f"; relay asked {relay_asked} times; failed refreshes in the outage: {failed_refreshes}; newer after the return: "
           + ", ".join(f"{name} {newer[name]:.1f} s" for name in PROTECTED)
           + f"; total {timings['total']:.1f} s")
