@@ -20,6 +20,8 @@ class Staple:
     cert_status: str | None = None       # good, revoked, unknown
     next_update: str | None = None
     error: str | None = None
+    this_update: str | None = None       # as openssl prints them: "Dec  2 16:30:26 2026 GMT"
+    produced_at: str | None = None
 
     @property
     def verdict(self) -> str:
@@ -39,6 +41,8 @@ class Staple:
 _STATUS = re.compile(r"OCSP Response Status: (\w+)")
 _CERT_STATUS = re.compile(r"Cert Status: (\w+)")
 _NEXT = re.compile(r"Next Update: (.+)")
+_THIS = re.compile(r"This Update: (.+)")
+_PRODUCED = re.compile(r"Produced At: (.+)")
 
 
 def probe(port: int, server_name: str, host: str = "127.0.0.1", timeout: float = 15.0,
@@ -63,7 +67,11 @@ def probe(port: int, server_name: str, host: str = "127.0.0.1", timeout: float =
     status = _STATUS.search(out)
     cert_status = _CERT_STATUS.search(out)
     next_update = _NEXT.search(out)
+    this_update = _THIS.search(out)
+    produced_at = _PRODUCED.search(out)
     return Staple(server_name, port, True, True,
                   response_status=status.group(1) if status else None,
                   cert_status=cert_status.group(1).lower() if cert_status else None,
-                  next_update=next_update.group(1).strip() if next_update else None)
+                  next_update=next_update.group(1).strip() if next_update else None,
+                  this_update=this_update.group(1).strip() if this_update else None,
+                  produced_at=produced_at.group(1).strip() if produced_at else None)

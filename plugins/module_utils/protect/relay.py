@@ -21,6 +21,12 @@ certificates:
   that issuer) or to ``upstream``, and the answer is returned as it came; the web server
   verifies it as it would without the relay.
 
+Given the path of its keeper configuration, the relay re-reads it when it changes (its
+mtime, size or inode differ; looked at no more than once per ``reload_interval`` second,
+on a request), so a certificate the Apache role adds is answered without a restart. A
+configuration that no longer loads is reported and the previous one kept; a removed one
+(the last site left protected mode) leaves the relay serving nothing from the keeper.
+
 Run (systemd, the schedule role): ``python3 -m
 ansible_collections.ocsp.stapling.plugins.module_utils.protect.relay --config
 /etc/ocsp-stapling/keeper.json --listen 127.0.0.1:8088``.
@@ -34,6 +40,7 @@ import json
 import os
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -45,6 +52,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.protect.keeper impor
     Keeper, KeeperError, keeper_from_config, load_config)
 
 MAX_REQUEST = 16 * 1024
+RELOAD_INTERVAL = 1.0
 CONTENT_TYPE = "application/ocsp-response"
 DEFAULT_LISTEN = "127.0.0.1:8088"
 
@@ -53,29 +61,92 @@ class RelayCore:
     """The relay's decisions, apart from HTTP, so tests can drive them directly."""
 
     def __init__(self, keeper: Keeper, upstream: str | None = None, upstream_timeout: float = 10.0,
-                 refresh_in_background: bool = True):
+                 refresh_in_background: bool = True, config_path: str | None = None,
+                 reload_interval: float = RELOAD_INTERVAL, monotonic=time.monotonic):
         self.keeper = keeper
         self.upstream = upstream
         self.upstream_timeout = upstream_timeout
         self.refresh_in_background = refresh_in_background
+        self.config_path = config_path
+        self.reload_interval = reload_interval
+        self.config_error: str | None = None
+        self._monotonic = monotonic
         self._index: dict[str, dict] = {}
         self._verified: dict[str, tuple] = {}
-        self._locks = {spec["name"]: threading.Lock() for spec in keeper.certificates}
+        self._locks: dict[str, threading.Lock] = {}
         self._index_lock = threading.Lock()
-        self.counters = {"held": 0, "refreshed": 0, "unavailable": 0, "forwarded": 0, "bad_request": 0}
-        self._build_index()
+        self._reload_lock = threading.Lock()
+        self.counters = {"held": 0, "refreshed": 0, "unavailable": 0, "forwarded": 0, "bad_request": 0,
+                         "config_reloads": 0}
+        self._install(keeper)
+        self._config_stamp = config_stamp(config_path) if config_path else None
+        self._config_checked = monotonic()
 
-    def _build_index(self) -> None:
+    def _build_index(self, keeper: Keeper) -> dict[str, dict]:
+        index = {}
+        for spec in keeper.certificates:
+            key = keeper.read_state(spec["name"]).get("certid")
+            if not key:
+                try:
+                    key = certid_key(request_certids(keeper.build_request(spec))[0])
+                except (KeeperError, CertIDError) as exc:
+                    sys.stderr.write(f"ocsp-stapling relay: {spec['name']} is not served from the keeper: {exc}\n")
+                    continue
+            index[key] = spec
+        return index
+
+    def _install(self, keeper: Keeper) -> None:
+        """Serve from ``keeper``: its index, a lock per certificate (kept for names that stay),
+        and the verified-response cache of every certificate whose entry did not change."""
+        index = self._build_index(keeper)
         with self._index_lock:
-            for spec in self.keeper.certificates:
-                key = self.keeper.read_state(spec["name"]).get("certid")
-                if not key:
-                    try:
-                        key = certid_key(request_certids(self.keeper.build_request(spec))[0])
-                    except (KeeperError, CertIDError) as exc:
-                        sys.stderr.write(f"ocsp-stapling relay: {spec['name']} is not served from the keeper: {exc}\n")
-                        continue
-                self._index[key] = spec
+            before = {spec["name"]: spec for spec in self.keeper.certificates}
+            after = {spec["name"]: spec for spec in keeper.certificates}
+            self._locks = {name: self._locks.get(name) or threading.Lock() for name in after}
+            self._verified = {name: cached for name, cached in self._verified.items()
+                              if name in after and before.get(name) == after[name]}
+            self.keeper = keeper
+            self._index = index
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the keeper configuration if its file changed; True when a new one is in use.
+
+        Looks at the file at most once per ``reload_interval`` seconds, so a busy relay costs
+        one stat a second; a configuration that fails to load keeps the previous one.
+        """
+        if not self.config_path:
+            return False
+        now = self._monotonic()
+        with self._reload_lock:
+            if now - self._config_checked < self.reload_interval:
+                return False
+            self._config_checked = now
+            stamp = config_stamp(self.config_path)
+            if stamp == self._config_stamp:
+                return False
+            try:
+                config = load_config(self.config_path) if stamp is not None else {"certificates": []}
+                keeper = keeper_from_config(config)
+            except (KeeperError, OSError, ValueError) as exc:
+                self._config_stamp = stamp   # tried once; the next change is tried again
+                self.config_error = (f"{self.config_path} changed but could not be read ({exc}); the relay keeps "
+                                     f"serving the {len(self.keeper.certificates)} certificate(s) it had. Fix the file "
+                                     "(the Apache role or stapling_keeper writes it); the relay reads it again when it changes.")
+                sys.stderr.write(f"ocsp-stapling relay: {self.config_error}\n")
+                return False
+            self._install(keeper)
+            self._config_stamp = stamp
+            self.config_error = None
+            self._count("config_reloads")
+            sys.stderr.write(f"ocsp-stapling relay: {self.config_path} changed; now serving "
+                             f"{len(self._index)} certificate(s)\n")
+            return True
+
+    def state(self) -> dict:
+        """What ``GET /-/state`` answers: counters, every certificate's state, the configuration."""
+        self.reload_if_changed()
+        return {"counters": dict(self.counters), "certificates": self.keeper.status(),
+                "config": self.config_path, "config_error": self.config_error}
 
     def _count(self, key: str) -> None:
         with self._index_lock:
@@ -103,6 +174,7 @@ class RelayCore:
 
     def answer(self, request_der: bytes) -> tuple[int, bytes, str]:
         """(HTTP status, body, content type) for one OCSP request."""
+        self.reload_if_changed()
         try:
             certids = request_certids(request_der)
         except CertIDError as exc:
@@ -116,7 +188,7 @@ class RelayCore:
             self._count("held")
             self._maybe_refresh_later(spec)
             return 200, der, CONTENT_TYPE
-        with self._locks[spec["name"]]:
+        with self._locks.setdefault(spec["name"], threading.Lock()):
             der = self.held_valid(spec)
             if der is None:
                 self.keeper.refresh(force=True, names=[spec["name"]])
@@ -134,7 +206,7 @@ class RelayCore:
         state = self.keeper.read_state(spec["name"])
         if state.get("next_refresh") and self.keeper.clock() < state["next_refresh"]:
             return
-        lock = self._locks[spec["name"]]
+        lock = self._locks.setdefault(spec["name"], threading.Lock())
         if not lock.acquire(blocking=False):
             return
 
@@ -161,6 +233,15 @@ class RelayCore:
         return 502, f"the responder {url} could not be reached: {result['detail']}\n".encode(), "text/plain"
 
 
+def config_stamp(path: str) -> tuple | None:
+    """What tells a changed configuration file: (mtime_ns, size, inode), None when it is gone."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 def make_handler(core: RelayCore):
     class RelayHandler(BaseHTTPRequestHandler):
         server_version = "ocsp-stapling-relay/1"
@@ -171,7 +252,7 @@ def make_handler(core: RelayCore):
 
         def do_GET(self):
             if self.path == "/-/state":
-                body = json.dumps({"counters": core.counters, "certificates": core.keeper.status()}).encode()
+                body = json.dumps(core.state()).encode()
                 self._send(200, body, "application/json")
                 return
             encoded = urllib.parse.unquote(self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
@@ -222,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
-        core = RelayCore(keeper_from_config(config), upstream=args.upstream or config.get("upstream"))
+        core = RelayCore(keeper_from_config(config), upstream=args.upstream or config.get("upstream"),
+                         config_path=args.config)
         server = serve(core, args.listen)
     except (KeeperError, OSError, ValueError) as exc:
         sys.stderr.write(f"ocsp-stapling relay: {exc}\n")

@@ -97,7 +97,8 @@ def describe_apache(
 ) -> tuple[dict, list[dict], list[str]]:
     """Parse the config ``detected`` points at; return (server facts, sites, warnings)."""
     facts = dict(detected)
-    facts.update({"config_error": None, "modules": {}, "stapling_cache": None, "stapling_cache_in_vhost": [], "files_read": 0})
+    facts.update({"config_error": None, "modules": {}, "stapling_cache": None, "stapling_cache_in_vhost": [], "files_read": 0,
+                  "md_store_dir": None, "md_store_dir_configured": False})
     warnings: list[str] = []
     if not detected.get("present") or not detected.get("config"):
         return facts, [], warnings
@@ -127,6 +128,8 @@ def describe_apache(
     }
     cache = config.stapling_cache()
     facts["stapling_cache"] = cache.as_dict() if cache else None
+    # Where mod_md keeps what it staples (<store>/ocsp/), for the runbook's "protected until".
+    facts["md_store_dir"], facts["md_store_dir_configured"] = config.md_store_dir()
     # Apache refuses to start with SSLStaplingCache in a <VirtualHost>: name each file and line.
     misplaced = config.misplaced_stapling_caches()
     facts["stapling_cache_in_vhost"] = [
@@ -414,6 +417,14 @@ def gather_facts(
         "warnings_total": warnings_total,
         "detail": detail,
     }
+
+
+def md_store_dirs(facts: dict, defaults: Iterable[str] = ()) -> list[str]:
+    """The mod_md stores to read held responses from: the Apache server's own (its
+    ``MDStoreDir``, else ``ServerRoot/md``), then ``defaults``; each once, in that order."""
+    apache = (facts.get("servers") or {}).get("apache") or {}
+    found = [apache["md_store_dir"]] if apache.get("present") and apache.get("md_store_dir") else []
+    return list(dict.fromkeys(found + [str(path) for path in defaults or () if path]))
 
 
 def stapling_files(facts: dict) -> list[dict]:

@@ -658,6 +658,18 @@ class ApacheConfig(RootedConfig):
                 found = directive
         return found
 
+    def md_store_dir(self) -> tuple[str, bool]:
+        """mod_md's store as httpd resolves it, and whether ``MDStoreDir`` sets it.
+
+        The last ``MDStoreDir`` at server scope (mod_md takes it from the main server only),
+        relative paths against ``ServerRoot``; without one, mod_md's default ``md`` under
+        ``ServerRoot``. mod_md keeps its stapled OCSP responses under ``<store>/ocsp/``.
+        """
+        own = self.server_directive("MDStoreDir")
+        if own is not None and own.args:
+            return self.resolve_path(own.args[0]), True
+        return self.resolve_path("md"), False
+
     def find(self, name: str) -> list[Directive]:
         """Every occurrence of directive or section ``name`` anywhere, in read order."""
         key = name.lower()

@@ -657,13 +657,8 @@ class Plan:
     def _check_store(self, live: dialect_apache.ApacheConfig) -> None:
         """mod_md persists every response under MDStoreDir/ocsp/: it must be a directory root can write."""
         req = self.req
-        own = live.server_directive("MDStoreDir")
-        if req.md_store_dir:
-            store = req.md_store_dir
-        elif own is not None and own.args:
-            store = live.resolve_path(own.args[0])
-        else:
-            store = live.resolve_path("md")   # mod_md's default, relative to ServerRoot
+        # The role's own MDStoreDir, else the server's (mod_md's default: ServerRoot/md).
+        store = req.md_store_dir or live.md_store_dir()[0]
         self.md_store = store
         path = host_path(self.root, store)
         probe = path
