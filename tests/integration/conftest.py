@@ -78,8 +78,10 @@ def packaged_nginx(request, tmp_path):
 #: see its ``--durations`` table), started first: the short tests then fill the workers'
 #: last minutes instead of one long test running alone on one worker while the other idles.
 LONG_FIRST = (
+    "test_protect_side_by_side.py",
     "test_packaged_apache.py",
     "test_apache_protected.py",
+    "test_apache_relay_role.py",
     "test_packaged_nginx.py",
     "test_apache_rhel.py",
     "test_runbook_enable_tune.py",
