@@ -2,8 +2,10 @@
 ``pre_virtualhost_global.conf`` yet (the file did not exist at the last rebuild, so cPanel
 wrote only the "# Create ..." comment). The role creates the file, runs the rebuild command
 (a stand-in that renders httpd.conf as ea4_main.default does: an Include only for files that
-exist), plans again and makes the change: configtest, graceful reload, verify. Check mode only
-says it would. A rebuild that still leaves the Include out stops the run naming what was found.
+exist), plans again and makes the change: configtest, graceful reload, verify. A rebuild that
+still leaves the Include out stops the run naming what was found (here); the flow itself, check
+mode and the kept pre-rebuild httpd.conf are proved on EA4 and EA3 in
+test_cpanel_rebuild_layouts.py, which uses this module's tree helpers.
 
 One lab for the module (responder, PKI, the cPanel tree on the real apache2); every test first
 puts the tree back to "file missing, httpd.conf rebuilt without it".
@@ -91,55 +93,8 @@ def role_vars(info: dict, tmp_path: Path, state: str, **extra) -> dict:
     return variables
 
 
-def run_check_mode(tmp_path: Path, variables: dict) -> dict:
-    """The role in check mode (--check); {failed, msg, task, result}."""
-    return run_role(tmp_path, variables, check=True)
-
-
 def digest(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def test_check_mode_only_says_it_would_create_and_rebuild(cpanel_lab, tmp_path):
-    info = cpanel_lab[1]
-    reset(info)
-    conf = digest(info["conf"])
-    outcome = run_check_mode(tmp_path, role_vars(info, tmp_path, "disabled"))
-    assert not outcome["failed"], outcome
-    rebuild = outcome["result"]["cpanel_rebuild"]
-    assert rebuild["ran"] is False and rebuild["needed"] == [str(include_file(info))]
-    assert not include_file(info).exists()
-    assert digest(info["conf"]) == conf
-    assert "rebuildhttpdconf" not in Path(info["calls"]).read_text()
-    assert probe(info["port"], "good.lab.test").verdict == "good"
-
-
-def test_disable_creates_the_include_rebuilds_then_changes_and_reenable_restores(cpanel_lab, tmp_path):
-    info = cpanel_lab[1]
-    reset(info)
-    assert probe(info["port"], "good.lab.test").verdict == "good"
-    outcome = run_role(tmp_path, role_vars(info, tmp_path, "disabled"))
-    assert not outcome["failed"], outcome
-    result = outcome["result"]
-    assert result["cpanel_rebuild"]["ran"] and result["cpanel_rebuild"]["created"] == [str(include_file(info))]
-    calls = Path(info["calls"]).read_text().splitlines()
-    # created, rebuilt, then the change reloaded gracefully: in that order
-    assert calls.index("rebuildhttpdconf ") < calls.index("restartsrv_httpd --graceful"), calls
-    assert 'Include "%s"' % include_file(info) in included(info)
-    text = include_file(info).read_text()
-    assert text.startswith("# Created by ocsp.stapling so that cPanel's rebuildhttpdconf includes this file")
-    assert "SSLUseStapling Off" in text
-    assert result["whm_stapling"]["enabled"] is True   # no ea4.conf in the lab: the template's default, On
-    staple = probe(info["port"], "good.lab.test")
-    assert staple.handshake_ok and not staple.stapled, staple
-
-    rebuilt = digest(info["conf"])
-    again = run_role(tmp_path, role_vars(info, tmp_path, "restored"))
-    assert not again["failed"], again
-    assert again["result"]["cpanel_rebuild"] is None   # included now: no second rebuild
-    assert include_file(info).read_text() == text.split("# BEGIN")[0]   # the placeholder, byte for byte
-    assert digest(info["conf"]) == rebuilt
-    wait_until(lambda: probe(info["port"], "good.lab.test").verdict == "good", 30, "a good staple after the re-enable")
 
 
 def test_a_rebuild_that_leaves_the_include_out_stops_naming_what_was_found(cpanel_lab, tmp_path):
@@ -156,26 +111,3 @@ def test_a_rebuild_that_leaves_the_include_out_stops_naming_what_was_found(cpane
     assert digest(info["conf"]) == conf
     assert "restartsrv_httpd" not in Path(info["calls"]).read_text()
     assert probe(info["port"], "good.lab.test").verdict == "good"
-
-
-def test_a_vhost_on_in_httpd_conf_gets_its_userdata_directory_in_the_same_rebuild(cpanel_lab, tmp_path):
-    info = cpanel_lab[1]
-    reset(info, vhost_on=("good",))
-    place = Path(info["userdata"]) / "ssl/2_4" / cpanel.REBUILD_USER / "good.lab.test"
-    assert "SSLUseStapling on" in Path(info["conf"]).read_text()
-    outcome = run_role(tmp_path, role_vars(info, tmp_path, "disabled"))
-    assert not outcome["failed"], outcome
-    assert sorted(outcome["result"]["cpanel_rebuild"]["created"]) == sorted(
-        [str(include_file(info)), str(place / "ocsp-stapling.conf")])
-    assert Path(info["calls"]).read_text().count("rebuildhttpdconf") == 1
-    assert 'Include "%s/*.conf"' % place in included(info)
-    own = (place / "ocsp-stapling.conf").read_text()
-    assert own.startswith("# Managed by ocsp.stapling: stapling off for this site") and "SSLUseStapling Off" in own
-    staple = probe(info["port"], "good.lab.test")
-    assert staple.handshake_ok and not staple.stapled, staple
-
-    again = run_role(tmp_path, role_vars(info, tmp_path, "restored"))
-    assert not again["failed"], again
-    # the placeholder stays so that httpd.conf's Include <dir>/*.conf still matches
-    assert (place / "ocsp-stapling.conf").read_text().startswith("# Created by ocsp.stapling so that cPanel")
-    wait_until(lambda: probe(info["port"], "good.lab.test").verdict == "good", 30, "a good staple after the re-enable")

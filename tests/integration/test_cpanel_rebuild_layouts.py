@@ -132,7 +132,10 @@ def test_disable_keeps_the_pre_rebuild_httpd_conf_then_reenable_gives_everything
     assert oct(kept[0].stat().st_mode & 0o777) == "0o700"
 
     own = include_file(info).read_text()
+    assert own.startswith("# Created by ocsp.stapling so that cPanel's rebuildhttpdconf includes this file")
     assert "SSLUseStapling Off" in own
+    if info["flavor"] == "ea4":
+        assert result["whm_stapling"]["enabled"] is True   # no ea4.conf in the lab: the template's default, On
     if info["flavor"] == "ea3":
         assert result["whm_stapling"] is None
         assert "SSLUseStapling Off" in (Path(info["includes"]) / "pre_virtualhost_2.conf").read_text()
@@ -187,6 +190,8 @@ def test_a_vhost_on_in_httpd_conf_gets_its_userdata_directory_in_the_same_kept_r
     kept = rebuild_backups(tmp_path)
     assert len(kept) == 1 and (kept[0] / "files" / info["conf"].lstrip("/")).read_bytes() == before_rebuild
     assert sorted(json.loads((kept[0] / "manifest.json").read_text())["created_files"]) == sorted(rebuild["created"])
+    own = (place / "ocsp-stapling.conf").read_text()
+    assert own.startswith("# Managed by ocsp.stapling: stapling off for this site") and "SSLUseStapling Off" in own
     staple = probe(info["port"], "good.lab.test")
     assert staple.handshake_ok and not staple.stapled, staple
 
