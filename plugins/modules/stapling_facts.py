@@ -172,7 +172,7 @@ ansible_facts:
               C(modules) (C(ssl) and C(socache_shmcb) with C(loaded) and the C(LoadModule) line),
               C(stapling_cache), C(stapling_cache_in_vhost) (each C(SSLStaplingCache) inside a
               C(<VirtualHost>), which Apache refuses, with C(file), C(line), C(virtual_host)),
-              C(md_store_dir) (mod_md's store as httpd resolves it: the last server-scope C(MDStoreDir), relative
+              C(md_store_dir) (mod_md's store as httpd resolves it, the last server-scope C(MDStoreDir) relative
               to C(ServerRoot), else mod_md's default C(ServerRoot/md); its held responses are under C(ocsp/)),
               C(md_store_dir_configured) (whether C(MDStoreDir) sets it) and C(litespeed_files); C(nginx) adds C(configure_args) and
               C(prefix); C(litespeed) adds C(edition) and C(reads_apache_config).
