@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import subprocess
+import urllib.parse
 import urllib.request
 
 from tests.integration.ansible_run import play_role
@@ -35,7 +36,7 @@ def ask(relay_port: int, lab: Lab, tmp_path) -> str:
     request = tmp_path / "request.der"
     subprocess.run(["openssl", "ocsp", "-issuer", str(leaf.chain_path), "-cert", str(leaf.cert_path), "-no_nonce",
                     "-reqout", str(request)], check=True, capture_output=True, timeout=30)
-    path = base64.b64encode(request.read_bytes()).decode()
+    path = urllib.parse.quote(base64.b64encode(request.read_bytes()).decode(), safe="")   # URL-encoded (RFC 6960 A.1)
     with urllib.request.urlopen(f"http://127.0.0.1:{relay_port}/{path}", timeout=10) as answer:
         assert answer.status == 200, answer.status
         (tmp_path / "response.der").write_bytes(answer.read())
