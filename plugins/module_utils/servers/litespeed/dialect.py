@@ -22,18 +22,21 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.ch
     LiteSpeedChangeError,
     LiteSpeedStaplingChange,
 )
+from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed.keeper import keeper_entries
 
 NAME = "litespeed"
 STATES = ("enabled", "disabled", "absent")
 __all__ = ["NAME", "STATES", "plan"]
 OPTIONS = ("server_root", "flavor", "state_file", "listeners", "vhosts", "clear_cache", "cache_dirs",
-           "restart", "backup", "error_log", "verify_listeners")
+           "restart", "backup", "error_log", "verify_listeners", "keeper")
 #: stapling_apply's tuning keys for LiteSpeed
 TUNING = ("max_age", "responder", "ca_certs")
 
 
 def plan(params: dict[str, Any]) -> ServerPlan:
     options = {k: v for k, v in (params.get("options") or {}).items() if v is not None}
+    # Protected mode (the relay): {keeper_dir, ca_bundle}; the plan lists the keeper's certificates.
+    keeper = options.pop("keeper", None) or None
     tuning = params.get("tuning") if isinstance(params.get("tuning"), dict) else {}
     unknown = sorted(set(options) - set(OPTIONS)) + sorted(set(tuning) - set(TUNING))
     if unknown:
@@ -73,5 +76,11 @@ def plan(params: dict[str, Any]) -> ServerPlan:
     summary = {"flavor": runner.result.get("flavor"), "targets": runner.result["targets"],
                "probe_endpoints": runner.result["probe_endpoints"],
                "cache_files_removed": runner.cache_files, "backups": runner.result["backups"]}
+    if keeper and state == "enabled":
+        enabled = [t for t in runner.result["targets"] if t["kind"] != "template" or t.get("certificates")]
+        certificates, files, problems = keeper_entries(enabled, keeper["keeper_dir"], keeper.get("ca_bundle") or "")
+        if problems:
+            raise ContractError("LiteSpeed was not pointed at the relay: " + " | ".join(problems))
+        summary.update(keeper_certificates=certificates, keeper_files=files)
     return ServerPlan(server=NAME, state=state, change=request, sites=sites, summary=summary,
                       warnings=runner.warnings, post_swap=runner._post_swap, finish=finish)
