@@ -255,12 +255,7 @@ def make_handler(core: RelayCore):
                 body = json.dumps(core.state()).encode()
                 self._send(200, body, "application/json")
                 return
-            encoded = urllib.parse.unquote(self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
-            try:
-                request_der = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-            except (binascii.Error, ValueError):
-                request_der = b""
-            self._send(*core.answer(request_der))
+            self._send(*core.answer(get_request_der(self.path)))
 
         def do_POST(self):
             try:
@@ -289,6 +284,22 @@ class RelayServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address):  # a client hanging up is not our error
         return
 
+
+
+def get_request_der(path: str) -> bytes:
+    """The DER request of an OCSP GET (RFC 6960 A.1: the base64 request, URL-encoded, after the
+    responder URL's path). A client that does not URL-encode puts the base64 '/' in the path
+    as it is: the longest tail of the path that decodes is the request. b"" when none does."""
+    parts = path.split("?", 1)[0].strip("/").split("/")
+    for start in range(len(parts)):
+        encoded = urllib.parse.unquote("/".join(parts[start:]))
+        try:
+            der = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if der[:1] == b"\x30":          # an OCSPRequest is a DER SEQUENCE
+            return der
+    return b""
 
 def serve(core: RelayCore, listen: str = DEFAULT_LISTEN) -> RelayServer:
     host, _sep, port = listen.rpartition(":")
