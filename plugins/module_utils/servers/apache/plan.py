@@ -70,6 +70,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import der
+from ansible_collections.ocsp.stapling.plugins.module_utils.protect.issuer import issuer_after_leaf
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers import layouts
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.apache import config as dialect_apache
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.config_tree import host_path
@@ -589,24 +590,12 @@ class Plan:
                 "SSLCertificateFile / SSLCertificateChainFile, then run again. Nothing was changed."
                 % (where, exc.filename or cert, exc.strerror))
             return None
-        if len(blocks) < 2:
-            self.problems.append(
-                "%s: the keeper needs the issuer of %s, and neither that file nor an SSLCertificateChainFile holds "
-                "a certificate after the leaf. Serve the chain (certificate then intermediate, or "
-                "SSLCertificateChainFile), then run again. Nothing was changed." % (where, cert))
-            return None
-        try:
-            matches = der.certificate_info(blocks[0])["issuer"] == der.certificate_info(blocks[1])["subject"]
-        except der.DERError as exc:
-            self.problems.append("%s: %s does not hold a readable certificate (%s). Nothing was changed." % (where, cert, exc))
-            return None
-        if not matches:
-            self.problems.append(
-                "%s: the certificate after the leaf of %s is not its issuer (the chain is out of order or "
-                "belongs to another certificate), so the keeper could not ask for its response. Fix the chain "
-                "order, then run again. Nothing was changed." % (where, cert))
-            return None
-        return "".join(block.decode("ascii") for block in blocks[1:2])
+        issuer, problem = issuer_after_leaf(
+            blocks, cert, where, "neither that file nor an SSLCertificateChainFile holds a certificate after the "
+            "leaf. Serve the chain (certificate then intermediate, or SSLCertificateChainFile), then run again.")
+        if problem:
+            self.problems.append(problem)
+        return issuer
 
     def _stale_keeper_files(self) -> list[str]:
         """The issuer files in keeper_dir this plan no longer needs (enabled, absent), as paths."""

@@ -17,6 +17,7 @@ import os
 import re
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import der
+from ansible_collections.ocsp.stapling.plugins.module_utils.protect.issuer import issuer_after_leaf
 
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -56,19 +57,9 @@ def _issuer_pem(cert: str, where: str, problems: list[str]) -> str | None:
         problems.append("%s: the keeper needs the certificate and its issuer, and %s could not be read (%s). Check "
                         "certFile, then run again. Nothing was changed." % (where, exc.filename or cert, exc.strerror))
         return None
-    if len(blocks) < 2:
-        problems.append("%s: the keeper needs the issuer of %s, and that file holds no certificate after the leaf. "
-                        "Serve the chain in certFile (certificate then intermediate, certChain 1), then run again. "
-                        "Nothing was changed." % (where, cert))
-        return None
-    try:
-        matches = der.certificate_info(blocks[0])["issuer"] == der.certificate_info(blocks[1])["subject"]
-    except der.DERError as exc:
-        problems.append("%s: %s does not hold a readable certificate (%s). Nothing was changed." % (where, cert, exc))
-        return None
-    if not matches:
-        problems.append("%s: the certificate after the leaf of %s is not its issuer (the chain is out of order), so "
-                        "the keeper could not ask for its response. Fix the chain order, then run again. Nothing was "
-                        "changed." % (where, cert))
-        return None
-    return blocks[1].decode("ascii")
+    issuer, problem = issuer_after_leaf(
+        blocks, cert, where, "that file holds no certificate after the leaf. Serve the chain in certFile "
+        "(certificate then intermediate, certChain 1), then run again.")
+    if problem:
+        problems.append(problem)
+    return issuer
