@@ -47,6 +47,19 @@ def relay_on(config, clock) -> RelayCore:
                      config_path=str(config), monotonic=clock)
 
 
+def relay_holding_good(pki, tmp_path):
+    """A relay whose configuration lists ``good``, with a held response it answers (200)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    config = tmp_path / "keeper.json"
+    write_config(config, state, [spec(pki, "good")])
+    (state / "good.der").write_bytes(respond(pki, "good"))
+    clock = Clock()
+    core = relay_on(config, clock)
+    assert core.answer(request_for(pki, "good"))[0] == 200
+    return core, config, state, clock
+
+
 def test_a_certificate_added_to_the_configuration_is_answered_without_a_restart(pki, tmp_path):
     state = tmp_path / "state"
     state.mkdir()
@@ -78,14 +91,7 @@ def test_a_certificate_added_to_the_configuration_is_answered_without_a_restart(
 
 
 def test_a_configuration_that_no_longer_loads_keeps_the_previous_one_and_says_so(pki, tmp_path, capsys):
-    state = tmp_path / "state"
-    state.mkdir()
-    config = tmp_path / "keeper.json"
-    write_config(config, state, [spec(pki, "good")])
-    (state / "good.der").write_bytes(respond(pki, "good"))
-    clock = Clock()
-    core = relay_on(config, clock)
-    assert core.answer(request_for(pki, "good"))[0] == 200
+    core, config, state, clock = relay_holding_good(pki, tmp_path)
 
     config.write_text('{"certificates": [')     # half written by hand
     clock.now += 2
@@ -101,14 +107,7 @@ def test_a_configuration_that_no_longer_loads_keeps_the_previous_one_and_says_so
 
 
 def test_a_removed_configuration_leaves_the_relay_serving_nothing_from_the_keeper(pki, tmp_path):
-    state = tmp_path / "state"
-    state.mkdir()
-    config = tmp_path / "keeper.json"
-    write_config(config, state, [spec(pki, "good")])
-    (state / "good.der").write_bytes(respond(pki, "good"))
-    clock = Clock()
-    core = relay_on(config, clock)
-    assert core.answer(request_for(pki, "good"))[0] == 200
+    core, config, dummy, clock = relay_holding_good(pki, tmp_path)
     config.unlink()           # the last site left protected mode: prune removed the file
     clock.now += 2
     assert core.state()["certificates"] == []
