@@ -285,7 +285,6 @@ class RelayServer(ThreadingHTTPServer):
         return
 
 
-
 def get_request_der(path: str) -> bytes:
     """The DER request of an OCSP GET (RFC 6960 A.1: the base64 request, URL-encoded, after the
     responder URL's path). A client that does not URL-encode puts the base64 '/' in the path
@@ -300,6 +299,7 @@ def get_request_der(path: str) -> bytes:
         if der[:1] == b"\x30":          # an OCSPRequest is a DER SEQUENCE
             return der
     return b""
+
 
 def serve(core: RelayCore, listen: str = DEFAULT_LISTEN) -> RelayServer:
     host, _sep, port = listen.rpartition(":")
