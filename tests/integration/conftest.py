@@ -79,6 +79,7 @@ def packaged_nginx(request, tmp_path):
 #: last minutes instead of one long test running alone on one worker while the other idles.
 LONG_FIRST = (
     "test_protect_side_by_side.py",
+    "test_runbook_protected.py",
     "test_packaged_apache.py",
     "test_apache_protected.py",
     "test_apache_relay_role.py",
