@@ -266,8 +266,9 @@ def apply(params: dict[str, Any], check_mode: bool = False, diff: bool = False,
     if plan.problems:
         raise ContractError(f"{plan.server} stapling was not changed: {' | '.join(plan.problems)}",
                             result(plan, None))
+    probe_served = bool(params.get("probe_served")) and params.get("must_staple_sites") is None
     at_risk = must_staple_sites(plan, params.get("certificates"), known=params.get("must_staple_sites"),
-                                probe_served=bool(params.get("probe_served")), openssl=find_openssl())
+                                probe_served=probe_served, openssl=find_openssl() if probe_served else None)
     if at_risk and not params.get("force"):
         raise ContractError(
             f"Not disabling OCSP stapling on {plan.server}: {', '.join(at_risk)} serve a certificate with "
