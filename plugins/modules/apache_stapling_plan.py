@@ -151,6 +151,12 @@ options:
     description: V(relay), where the issuer files the keeper reads are planned (C(<keeper_dir>/<name>.issuer.pem)).
     type: str
     default: /etc/ocsp-stapling/apache
+  keeper_config:
+    description:
+      - The keeper's configuration (the role's C(apache_stapling_relay_keeper_config)); RV(keeper_config_present)
+        says whether it exists, so a caller prunes it only then. Empty, it is not looked for.
+    type: str
+    default: ""
   ca_bundle:
     description: V(relay), the trust anchors the keeper verifies the responder's signature with (C(openssl ocsp -CAfile)).
     type: str
@@ -251,6 +257,10 @@ keeper_stale_files:
   returned: success
   type: list
   elements: str
+keeper_config_present:
+  description: Whether O(keeper_config) exists (a certificate may be listed there that no longer staples through the relay).
+  returned: success
+  type: bool
 md_store_dir:
   description: V(protected), the C(MDStoreDir) mod_md keeps its responses in (checked writable).
   returned: success
@@ -325,6 +335,7 @@ ARGUMENT_SPEC = dict(
     mechanism=dict(type="str", choices=["auto", "mod_md", "relay"], default="auto"),
     relay_url=dict(type="str", default="http://127.0.0.1:8088/"),
     keeper_dir=dict(type="str", default="/etc/ocsp-stapling/apache"),
+    keeper_config=dict(type="str", default=""),
     ca_bundle=dict(type="str", default="/etc/ssl/certs/ca-certificates.crt"),
     root=dict(type="path", default="/"),
 )

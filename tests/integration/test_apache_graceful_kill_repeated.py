@@ -113,7 +113,7 @@ def one_round(lab: Lab, backup_dir: str) -> list[str]:
         f"verification.fatal_lines carries AH01872 or AH00020 when Apache logged one (got {fatal}, logged {said})":
             any("AH01872" in line or "AH00020" in line for line in fatal) if said else not fatal,
         "the message quotes Apache's fatal line from its error log, or says it logged none":
-            f"the error log ({a.error_log}): " in message and (
+            any(quote in message for quote in a.log_quote(said)) and (
                 ("AH01872" in message or "AH00020" in message) if said else "logged no reason before it went" in message),
         "rolled_back is true and the message says the old configuration was restored":
             result.get("rolled_back") is True and "old configuration was restored" in message,

@@ -219,6 +219,15 @@ class ApacheInstance:
         text = self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
         return [line for line in text.splitlines() if f"[pid {pid}:" in line and any(code in line for code in codes)]
 
+    def log_quote(self, said: list[str]) -> tuple[str, ...]:
+        """How a failure message names this server's error log: before the fatal lines when
+        the parent logged its last words (``said``); else before the last lines it wrote since
+        the reload (a build warning, say), or saying it wrote none."""
+        if said:
+            return (f"the error log ({self.error_log}): ",)
+        return (f"last lines in the error log ({self.error_log}) since the reload: ",
+                f"nothing was written to the error log ({self.error_log}) since the reload")
+
     def stop(self) -> None:
         # The pid file can name a parent a role restarted; stop whichever we know of.
         for pid in (self.pid, self._pid):

@@ -158,6 +158,7 @@ class ApachePlanRequest:
     mechanism: str = "mod_md"        # protected: auto | mod_md | relay (the module and the role default to auto)
     relay_url: str = DEFAULT_RELAY_URL   # relay: what SSLStaplingForceURL points at
     keeper_dir: str = "/etc/ocsp-stapling/apache"   # relay: the issuer files the keeper reads
+    keeper_config: str = ""          # the keeper's configuration: pruned after a change when it exists
     ca_bundle: str = "/etc/ssl/certs/ca-certificates.crt"   # relay: trust anchors for the responder's signature
 
 
@@ -1082,6 +1083,9 @@ class Plan:
             "keeper_certificates": self.keepers,
             "keeper_files": self.keeper_files,
             "keeper_stale_files": self._stale_keeper_files(),
+            # Only a keeper configuration that exists can list a certificate to stop keeping.
+            "keeper_config_present": bool(self.req.keeper_config)
+            and os.path.isfile(host_path(self.root, self.req.keeper_config)),
             "files": files, "links": self.links, "edits": self.edits,
             "sites": sites, "vhost_overrides": overrides,
             "problems": self.problems, "warnings": list(dict.fromkeys(self.warnings)),

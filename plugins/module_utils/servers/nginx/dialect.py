@@ -10,6 +10,8 @@ fails the configtest before anything changes.
 """
 from __future__ import annotations
 
+import os
+
 from typing import Any
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import (
@@ -47,6 +49,8 @@ OPTIONS = {
     "version_command": "nginx -v", "fail_on_configtest_warnings": True,
     # protected: sites staple the keeper's verified response (ssl_stapling_file), see docs/protected.md
     "stapling_mode": "standard", "keeper_dir": None,
+    # the keeper's configuration: the plan says whether it exists (only then is it pruned)
+    "keeper_config": None,
 }
 
 
@@ -93,6 +97,7 @@ def plan(params: dict[str, Any]) -> ServerPlan:
                                        "mode", "keeper_certificates")
                if k in planned}
     summary["configtest_warnings"] = []
+    summary["keeper_config_present"] = bool(options["keeper_config"]) and os.path.isfile(options["keeper_config"])
 
     def configtest_check(output: str) -> list[str]:
         found, problems = classify_configtest(output, planned["sites"], block)
