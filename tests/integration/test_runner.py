@@ -72,9 +72,9 @@ def test_check_stapling_job_through_ansible_runner(apache_lab, tmp_path):
     # Read-only: no task on the web host changed anything.
     assert not [e["task"] for e in ok if e.get("host") == "web-lab" and e["res"].get("changed")]
 
-    # The responder check ran on the host and found the responder unreachable.
-    checks = [e["res"] for e in ok if e.get("task_action", "").endswith("ocsp_responder_check")]
-    assert checks, "no ocsp_responder_check result among the job events"
+    # The diagnosis asked the responder from the host and found it unreachable.
+    checks = [e["res"]["check"] for e in ok if e.get("task_action", "").endswith("stapling_diagnose")]
+    assert checks, "no stapling_diagnose result among the job events"
     failures = {cert["failure"] for result in checks for cert in result["certificates"] if cert["ocsp_urls"]}
     assert failures == {"connection_refused"}, failures
     # The controller-side summary carries the structured report AWX keeps with the job.

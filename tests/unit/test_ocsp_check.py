@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import check as ocsp_check
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import check_args
 from tests.lab.pki import LabPKI
 from tests.unit.ocsp_helpers import make_pki, respond
 
@@ -145,19 +146,22 @@ def test_input_errors_name_every_file(pki, tmp_path):
     junk.write_text("not a certificate")
     files = files_for(junk)
     files["/missing"] = {"path": "/missing", "content": None, "error": "/missing does not exist on this host."}
-    with pytest.raises(ocsp_check.CheckError) as err:
+    with pytest.raises(check_args.CheckError) as err:
         ocsp_check.load_entries([str(junk), "/missing"], files, issuer_path=str(junk))
     message = str(err.value)
     assert f"{junk} holds no certificate" in message and "/missing does not exist" in message
     assert message.startswith("issuer:")
 
 
-def test_action_plugin_without_cryptography_on_the_controller():
+@pytest.mark.parametrize("plugin", ["ocsp_responder_check", "stapling_diagnose"])
+def test_action_plugin_without_cryptography_on_the_controller(plugin):
+    """The plugin still imports, and says what to install instead of failing on an import."""
     code = ("import sys; sys.modules['cryptography'] = None\n"
             "import tests.conftest\n"
-            "from ansible_collections.ocsp.stapling.plugins.action import ocsp_responder_check as a\n"
-            "assert a.HAS_CRYPTOGRAPHY is False\n"
-            "action = a.ActionModule.__new__(a.ActionModule)\n"
+            f"from ansible_collections.ocsp.stapling.plugins.action import {plugin} as a\n"
+            "from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.crypto import missing_message\n"
+            "message = missing_message(a.ActionModule.PLUGIN, a.ActionModule.NEEDS)\n"
+            "assert \"needs the Python package 'cryptography'\" in message and 'pip install' in message, message\n"
             "print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
                           cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))

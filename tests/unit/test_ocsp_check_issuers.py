@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import certificates
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import check as ocsp_check
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import check_args
 from tests.unit.ocsp_helpers import make_pki, respond
 
 
@@ -52,15 +53,15 @@ def test_subject_hash_is_openssls(pki):
 
 
 def test_plain_paths_and_dicts_are_normalized_and_merged():
-    items = ocsp_check.normalize_certificates([
+    items = check_args.normalize_certificates([
         "/a.pem", {"path": "/b.pem", "issuer_files": ["/chain.pem"]},
         {"path": "/a.pem", "issuer_files": ["/ca.pem"], "issuer_dirs": ["/certs"]}, {"path": "/b.pem", "issuer_files": ["/chain.pem"]}])
     assert items == [{"path": "/a.pem", "issuer_files": ["/ca.pem"], "issuer_dirs": ["/certs"]},
                      {"path": "/b.pem", "issuer_files": ["/chain.pem"], "issuer_dirs": []}]
-    with pytest.raises(ocsp_check.CheckError, match="unknown key.*chain"):
-        ocsp_check.normalize_certificates([{"path": "/a.pem", "chain": "/c.pem"}])
-    with pytest.raises(ocsp_check.CheckError, match=r"certificates\[0\]"):
-        ocsp_check.normalize_certificates([{"issuer_files": ["/c.pem"]}])
+    with pytest.raises(check_args.CheckError, match="unknown key.*chain"):
+        check_args.normalize_certificates([{"path": "/a.pem", "chain": "/c.pem"}])
+    with pytest.raises(check_args.CheckError, match=r"certificates\[0\]"):
+        check_args.normalize_certificates([{"issuer_files": ["/c.pem"]}])
 
 
 def test_leaf_only_file_with_a_separate_chain_file_is_checked(pki):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers import facts as facts_mod
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
@@ -106,13 +108,25 @@ def test_module_runs_under_ansible_and_sets_facts():
     assert facts["servers"]["apache"]["stapling_inherited"]["SSLUseStapling"]["file"] == "/etc/httpd/conf.d/ssl.conf"
 
 
-def test_module_docs_match_argument_spec():
+@pytest.mark.parametrize("name", ["stapling_facts", "stapling_survey", "stapling_diagnose"])
+def test_module_docs_match_argument_spec(name):
+    """Each option documented (in the module or its fragments) as the spec takes it."""
+    import importlib
+
     import yaml
 
-    from ansible_collections.ocsp.stapling.plugins.modules import stapling_facts
-
-    options = yaml.safe_load(stapling_facts.DOCUMENTATION)["options"]
-    assert set(options) == set(stapling_facts.ARGUMENT_SPEC)
-    for name, spec in stapling_facts.ARGUMENT_SPEC.items():
-        assert options[name]["type"] == spec["type"], name
-        assert options[name].get("default") == spec.get("default"), name
+    module = importlib.import_module(f"ansible_collections.ocsp.stapling.plugins.modules.{name}")
+    spec = module.DIAGNOSE_ARGUMENT_SPEC if name == "stapling_diagnose" else module.ARGUMENT_SPEC
+    documentation = yaml.safe_load(module.DOCUMENTATION)
+    assert "ocsp.stapling.facts" in documentation["extends_documentation_fragment"]
+    options = {}
+    for fragment in documentation["extends_documentation_fragment"]:
+        docs = importlib.import_module("ansible_collections.ocsp.stapling.plugins.doc_fragments."
+                                       + fragment.rsplit(".", 1)[1]).ModuleDocFragment.DOCUMENTATION
+        options.update(yaml.safe_load(docs).get("options") or {})
+    options.update(documentation.get("options") or {})
+    assert set(options) == set(spec)
+    for option, entry in spec.items():
+        assert options[option]["type"] == entry["type"], option
+        assert options[option].get("default") == entry.get("default"), option
+        assert options[option].get("choices", entry.get("choices")) == entry.get("choices"), option

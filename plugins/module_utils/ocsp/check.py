@@ -22,16 +22,13 @@ import re
 from dataclasses import dataclass, field
 
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import certificates
+from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.check_args import CheckError, normalize_certificates
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp import wire as ocsp_wire
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.verify import verify_response
 
 FAILURES = ("no_ocsp_url", "dns_failure", "connection_refused", "network_unreachable", "timeout",
             "tls_error", "http_error", "malformed_response", "responder_error", "signature_invalid",
             "certid_mismatch", "stale_response", "issuer_not_found")
-
-
-class CheckError(Exception):
-    """A problem with the task's input that the operator must fix (fails the task)."""
 
 
 # Where Apache's SSLCACertificatePath / LiteSpeed's CACertPath keep certificates: c_rehash
@@ -66,36 +63,6 @@ class Entry:
 
 def _decode(file_result: dict) -> bytes:
     return base64.b64decode(file_result.get("content") or "")
-
-
-def normalize_certificates(items: list) -> list[dict]:
-    """``certificates`` elements (a path, or ``{path, issuer_files, issuer_dirs}``) as dicts,
-    one per path in first-seen order; a path given twice gets the union of its sources."""
-    out: dict[str, dict] = {}
-    for index, item in enumerate(items or []):
-        if isinstance(item, str):
-            item = {"path": item}
-        if not isinstance(item, dict) or not isinstance(item.get("path"), str) or not item["path"]:
-            raise CheckError(f"certificates[{index}] is {item!r}: expected a path, or a dict with a 'path' key "
-                             "and optional 'issuer_files' and 'issuer_dirs' lists of paths.")
-        unknown = sorted(set(item) - {"path", "issuer_files", "issuer_dirs"})
-        if unknown:
-            raise CheckError(f"certificates[{index}] ({item['path']}) has unknown key(s) {', '.join(unknown)}: "
-                             "only path, issuer_files and issuer_dirs are understood.")
-        entry = out.setdefault(item["path"], {"path": item["path"], "issuer_files": [], "issuer_dirs": []})
-        for key in ("issuer_files", "issuer_dirs"):
-            values = item.get(key) or []
-            if isinstance(values, str):
-                values = [values]
-            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                raise CheckError(f"certificates[{index}].{key} ({item['path']}) is {values!r}: expected a list of paths.")
-            entry[key].extend(v for v in values if v and v not in entry[key])
-    return list(out.values())
-
-
-def issuer_file_paths(items: list[dict]) -> list[str]:
-    """Every per-certificate issuer file, once, in order."""
-    return list(dict.fromkeys(path for item in items for path in item["issuer_files"]))
 
 
 def _load_candidates(path: str, files: dict[str, dict]) -> tuple[list, str | None]:

@@ -22,6 +22,20 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.servers.litespeed im
 DETAIL_COMPACT = "compact"
 DETAIL_FULL = "full"
 DETAILS = (DETAIL_COMPACT, DETAIL_FULL)
+#: The options of gather_facts as module arguments (stapling_facts, stapling_survey).
+ARGUMENT_SPEC = dict(
+    root=dict(type="path", default="/"),
+    apache_binary=dict(type="path"),
+    apache_config=dict(type="path"),
+    apache_server_root=dict(type="path"),
+    nginx_binary=dict(type="path", default="/usr/sbin/nginx"),
+    nginx_config=dict(type="path"),
+    litespeed_root=dict(type="path", default="/usr/local/lsws"),
+    error_logs=dict(type="list", elements="path"),
+    log_tail_bytes=dict(type="int", default=1048576),
+    run_binaries=dict(type="bool", default=True),
+    detail=dict(type="str", choices=list(DETAILS), default=DETAIL_COMPACT),
+)
 # The directive that switches stapling on, per server (the one a compact site always keeps).
 STAPLING_SWITCH = {"apache": "SSLUseStapling", "nginx": "ssl_stapling", "litespeed": "enableStapling"}
 # Keys a compact site drops when empty: the readers treat a missing key as empty.
