@@ -268,7 +268,7 @@ openssl:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ocsp.stapling.plugins.module_utils.probe.tls import run_module_probe
+from ansible_collections.ocsp.stapling.plugins.module_utils.probe.tls import find_openssl, openssl_missing, run_module_probe
 from ansible_collections.ocsp.stapling.plugins.module_utils.protect.held import held_responses
 
 ARGUMENT_SPEC = dict(
@@ -292,12 +292,9 @@ ARGUMENT_SPEC = dict(
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_one_of=[("endpoints", "facts")],
                            supports_check_mode=True)
-    openssl = module.get_bin_path("openssl", opt_dirs=["/usr/local/ssl/bin", "/usr/local/bin"])
+    openssl = find_openssl()
     if openssl is None:
-        module.fail_json(msg="openssl was not found on this host (searched PATH, /usr/local/ssl/bin, "
-                             "/usr/local/bin); stapling_status needs it for the TLS handshake. "
-                             "Install the openssl package (Debian: apt-get install openssl; "
-                             "RHEL: dnf install openssl).")
+        module.fail_json(msg=openssl_missing("stapling_status"))
     try:
         found = run_module_probe(module.params, openssl, module.run_command)
     except ValueError as exc:

@@ -74,8 +74,7 @@ def main() -> None:
                          % params["log_tail_bytes"])
     result = run_or_fail(
         module,
-        lambda: survey(params, lambda: module.get_bin_path("openssl", opt_dirs=["/usr/local/ssl/bin", "/usr/local/bin"]),
-                       module.run_command),
+        lambda: survey(params, module.run_command),
         (RecordError, SurveyError, ValueError),
         "The stapling survey stopped on an unexpected error: {error}. Run ocsp.stapling.stapling_facts on this "
         "host to see which configuration it cannot read.")

@@ -177,7 +177,9 @@ def test_protected_mechanisms_side_by_side_through_one_outage(side_by_side, tmp_
 
     # --- the outage -------------------------------------------------------------------------
     lab.responder.set_mode("down")
-    down_at = time.monotonic()
+    down_at, down_wall = time.monotonic(), time.time()
+    held = dict(first)
+    changed_in_outage = {name: False for name in PROTECTED}
     seen: dict[str, list[str]] = {name: [] for name in ports}
     standard_failed_at = reloaded_at = switched_at = None
     last_expiring_timer = last_timer = 0.0
@@ -189,7 +191,14 @@ def test_protected_mechanisms_side_by_side_through_one_outage(side_by_side, tmp_
             staple = probe(ports[name], SITE)
             seen[name].append(staple.verdict)
             assert staple.verdict == "good", f"{name} stapled {staple.verdict} {now - down_at:.1f} s into the outage: {staple}"
-            assert stamp(staple) == stamp(first[name]), f"{name} stapled another response during the outage: {staple}"
+            if stamp(staple) != stamp(held[name]):
+                # Only a refresh that landed between the first probe and the outage may show up
+                # (a slow machine reaches the relay's refresh point first): newer, and fetched before.
+                assert stamp(staple) > stamp(held[name]) and stamp(staple)[1] <= down_wall + 1, (
+                    f"{name} stapled another response during the outage: {staple}, after {held[name]}")
+                assert not changed_in_outage[name], f"{name} stapled a third response during the outage: {staple}"
+                changed_in_outage[name] = True
+                held[name] = staple
         staple = probe(ports["standard"], SITE)
         seen["standard"].append(staple.verdict)
         if standard_failed_at is None and staple.verdict == "error_stapled":
@@ -259,8 +268,8 @@ def test_protected_mechanisms_side_by_side_through_one_outage(side_by_side, tmp_
                 continue
             staple = probe(ports[name], SITE)
             assert staple.verdict == "good", f"{name} stapled {staple} after the responder returned"
-            if stamp(staple)[0] > stamp(first[name])[0]:
-                assert stamp(staple)[1] > stamp(first[name])[1], staple   # producedAt later too
+            if stamp(staple)[0] > stamp(held[name])[0]:
+                assert stamp(staple)[1] > stamp(held[name])[1], staple   # producedAt later too
                 newer[name] = time.monotonic() - back_at
         time.sleep(0.2)   # between probe rounds while mod_md's renewal comes due; each probe is the check
     timings["total"] = time.monotonic() - began

@@ -16,6 +16,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import
     FileSpec,
     StaplingChange,
 )
+from ansible_collections.ocsp.stapling.plugins.module_utils.probe import tls
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers import contract
 from tests.unit.ocsp_helpers import make_pki
 from tests.unit.test_apache_plan import site as apache_site
@@ -239,7 +240,7 @@ def test_must_staple_guard_asks_what_a_site_serves_now(tmp_path, pki):
                              endpoints=[{"host": "127.0.0.1", "port": port, "server_name": "shop.example"}])
         plan = contract.ServerPlan(server="nginx", state="disabled", change=ChangeRequest(), sites=[site])
         assert contract.must_staple_sites(plan) == []                      # the file alone says no
-        assert contract.must_staple_sites(plan, probe_served=True, openssl=contract.find_openssl()) == ["shop"]
+        assert contract.must_staple_sites(plan, probe_served=True, openssl=tls.find_openssl()) == ["shop"]
         assert contract.must_staple_sites(plan, probe_served=True, openssl=None) == []   # no openssl, no handshake
     finally:
         server.kill()

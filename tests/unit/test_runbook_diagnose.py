@@ -40,7 +40,7 @@ class Host:
         self.calls.append((module, dict(module_args)))
         if module == diagnose.SURVEY_MODULE:
             try:
-                return survey(dict(args(), **module_args), lambda: shutil.which("openssl"))
+                return survey(dict(args(), **module_args), find_openssl=lambda: shutil.which("openssl"))
             except SurveyError as exc:
                 return {"failed": True, "msg": str(exc)}
         if module == "ocsp.stapling.ocsp_fetch":
@@ -51,7 +51,7 @@ class Host:
 def test_the_survey_reads_the_facts_the_record_and_the_checks_files(tmp_path):
     record = tmp_path / "state.json"
     record.write_text(json.dumps({"disabled_by": "ocsp.stapling", "run_id": "r1", "servers": []}))
-    found = survey(args(record_path=str(record)), lambda: None)
+    found = survey(args(record_path=str(record)), find_openssl=lambda: None)
     facts = gather_facts(root=str(RHEL), run_binaries=False, detail="compact")
     assert found["facts"] == facts
     assert found["record"] == {"record": json.loads(record.read_text()), "exists": True, "record_path": str(record)}
@@ -65,8 +65,8 @@ def test_the_survey_reads_the_facts_the_record_and_the_checks_files(tmp_path):
 
 def test_the_survey_needs_openssl_only_to_probe():
     with pytest.raises(SurveyError, match="openssl was not found"):
-        survey(args(probe=True), lambda: None)
-    assert survey(args(probe=False), lambda: None)["status"] is None
+        survey(args(probe=True), find_openssl=lambda: None)
+    assert survey(args(probe=False), find_openssl=lambda: None)["status"] is None
 
 
 def test_an_unreadable_certificate_is_a_diagnosis_in_one_round_trip():

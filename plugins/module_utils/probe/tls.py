@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
+import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -545,8 +546,27 @@ def openssl_version(openssl: str, run_command) -> str | None:
     return out.strip() if rc == 0 else None
 
 
-def run_module_probe(params: dict, openssl: str, run_command=None) -> dict:
-    """Everything ``stapling_status`` does on the host; raises ValueError for bad options."""
+OPENSSL_DIRS = ("/usr/local/ssl/bin", "/usr/local/bin")
+
+
+def find_openssl() -> str | None:
+    """The host's openssl command line tool: PATH first, then where source builds install it."""
+    return shutil.which("openssl") or next(
+        (path for path in (d + "/openssl" for d in OPENSSL_DIRS) if shutil.which(path)), None)
+
+
+def openssl_missing(who: str) -> str:
+    """The message for a host without openssl; ``who`` names what needs it."""
+    return (f"openssl was not found on this host (searched PATH, {', '.join(OPENSSL_DIRS)}); {who} needs it for "
+            "the TLS handshake with each site. Install the openssl package (Debian: apt-get install openssl; "
+            "RHEL: dnf install openssl).")
+
+
+def run_module_probe(params: dict, openssl: str, run_command=None, facts_endpoints=None) -> dict:
+    """Everything ``stapling_status`` does on the host; raises ValueError for bad options.
+
+    ``facts_endpoints`` is ``endpoints_from_facts(params["facts"])`` when the caller has it already.
+    """
     if params.get("timeout") is not None and params["timeout"] <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {params['timeout']}.")
     if params.get("concurrency") is not None and params["concurrency"] < 1:
@@ -557,7 +577,7 @@ def run_module_probe(params: dict, openssl: str, run_command=None) -> dict:
     skipped: list[dict] = []
     warnings: list[str] = []
     if params.get("facts") is not None:
-        from_facts, skipped = endpoints_from_facts(params["facts"])
+        from_facts, skipped = facts_endpoints or endpoints_from_facts(params["facts"])
         endpoints += [ep for ep in from_facts if ep not in endpoints]
         if not from_facts:
             warnings.append("The stapling_facts output given in facts lists no TLS site this module "

@@ -17,7 +17,8 @@ from typing import Callable
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.state_record import StateRecord
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.check_args import normalize_certificates, paths_to_read
 from ansible_collections.ocsp.stapling.plugins.module_utils.ocsp.fetch import read_file
-from ansible_collections.ocsp.stapling.plugins.module_utils.probe.tls import endpoints_from_facts, run_module_probe
+from ansible_collections.ocsp.stapling.plugins.module_utils.probe.tls import (
+    endpoints_from_facts, find_openssl, openssl_missing, run_module_probe)
 from ansible_collections.ocsp.stapling.plugins.module_utils.protect.held import held_responses
 from ansible_collections.ocsp.stapling.plugins.module_utils.runbook.verdict import check_certificates
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers import facts as server_facts
@@ -41,7 +42,7 @@ class SurveyError(Exception):
     """Something the host lacks for the survey (the message says what to install)."""
 
 
-def survey(params: dict, find_openssl: Callable[[], str | None], run_command=None) -> dict:
+def survey(params: dict, run_command=None, find_openssl: Callable[[], str | None] = find_openssl) -> dict:
     """``{facts, record, certificates, files, status, warnings}`` for ``params``.
 
     ``record`` is None unless ``record_path`` is given; ``certificates`` (the responder
@@ -59,15 +60,13 @@ def survey(params: dict, find_openssl: Callable[[], str | None], run_command=Non
     if params.get("read_check_files", True):
         result["certificates"] = check_certificates(facts)
         result["files"] = [read_file(path) for path in paths_to_read(normalize_certificates(result["certificates"]))]
-    endpoints, _skipped = endpoints_from_facts(facts)
+    endpoints, skipped = endpoints_from_facts(facts)
     if params.get("probe", True) and endpoints:
         openssl = find_openssl()
         if openssl is None:
-            raise SurveyError("openssl was not found on this host (searched PATH, /usr/local/ssl/bin, /usr/local/bin); "
-                              "the diagnosis needs it for the TLS handshake with each site. Install the openssl "
-                              "package (Debian: apt-get install openssl; RHEL: dnf install openssl).")
+            raise SurveyError(openssl_missing("the diagnosis"))
         probe_params = {name: params.get(name) for name in ("timeout", "concurrency", "warmup", "warmup_delay")}
-        status = run_module_probe(dict(probe_params, facts=facts), openssl, run_command)
+        status = run_module_probe(dict(probe_params, facts=facts), openssl, run_command, (endpoints, skipped))
         result["warnings"].extend(status.pop("warnings"))
         status["held_responses"] = held_responses(params.get("keeper_state_dirs") or [],
                                                   server_facts.md_store_dirs(facts, params.get("md_store_dirs") or ()))

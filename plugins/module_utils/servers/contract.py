@@ -17,7 +17,6 @@ endpoints (a :class:`~change.engine.ChangeRequest`) with the sites it read; it n
 from __future__ import annotations
 
 import importlib
-import shutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -191,12 +190,6 @@ def must_staple_sites(plan: ServerPlan, certificates: list[str] | None = None, k
     return list(dict.fromkeys(found))
 
 
-def find_openssl() -> str | None:
-    """The openssl command line tool the served-certificate guard uses, if the host has one."""
-    return shutil.which("openssl") or next(
-        (path for path in ("/usr/local/ssl/bin/openssl", "/usr/local/bin/openssl") if shutil.which(path)), None)
-
-
 # --------------------------------------------------------------------------- the one result
 
 def result(plan: ServerPlan, change: dict[str, Any] | None, problems: list[str] | None = None,
@@ -268,7 +261,7 @@ def apply(params: dict[str, Any], check_mode: bool = False, diff: bool = False,
                             result(plan, None))
     probe_served = bool(params.get("probe_served")) and params.get("must_staple_sites") is None
     at_risk = must_staple_sites(plan, params.get("certificates"), known=params.get("must_staple_sites"),
-                                probe_served=probe_served, openssl=find_openssl() if probe_served else None)
+                                probe_served=probe_served, openssl=tls.find_openssl() if probe_served else None)
     if at_risk and not params.get("force"):
         raise ContractError(
             f"Not disabling OCSP stapling on {plan.server}: {', '.join(at_risk)} serve a certificate with "
