@@ -82,6 +82,13 @@ options:
       - Ignored when O(must_staple_sites) is given.
     type: bool
     default: false
+  plan_only:
+    description:
+      - Only plan: return the plan (V(plan), V(sites), V(problems)) and change, test and reload
+        nothing, with no guard. For a caller with a step between the plan and the change (the
+        Apache role creates cPanel include files, or has the relay hold responses, and then applies).
+    type: bool
+    default: false
   options:
     description: The dialect's own paths and settings (for example Apache's C(layout) and C(main_config), nginx's C(config)).
     type: dict
@@ -193,6 +200,7 @@ ARGUMENT_SPEC = dict(
     certificates=dict(type="list", elements="path", default=[]),
     must_staple_sites=dict(type="list", elements="str"),
     probe_served=dict(type="bool", default=False),
+    plan_only=dict(type="bool", default=False),
     options=dict(type="dict", default={}),
     verify=dict(type="dict", options=verify_spec()),
     **CHANGE_SPEC,
@@ -205,6 +213,9 @@ def main() -> None:
                          (ContractError, ChangeError),
                          "stapling_apply stopped on an unexpected error: {error}. Look in "
                          f"{module.params['backup_dir']} for a backup made by this run.")
+    if module.params["plan_only"]:
+        # The change that follows shows the plan's warnings; here they are only returned.
+        module.exit_json(warnings_list=result.pop("warnings"), **result)
     # The warnings are shown as warnings and also returned, for the roles to report.
     finish(module, result, warnings_list=list(result.get("warnings") or []))
 

@@ -77,6 +77,9 @@ class ServerPlan:
     configtest_check: Callable[[str], list[str]] | None = None
     #: the dialect's bookkeeping once the change is live; receives the result
     finish: Callable[[dict[str, Any]], None] | None = None
+    #: endpoints ({host, port, server_name}) that lose their staple though no site names them
+    #: (Apache disables server-wide: every verified endpoint), probed by the Must-Staple guard
+    losing_endpoints: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def endpoints(self) -> list[dict[str, Any]]:
@@ -186,7 +189,9 @@ def must_staple_sites(plan: ServerPlan, certificates: list[str] | None = None, k
         wanted = set(known)
         found.extend(site.name for site in losing if wanted & set([site.name] + site.names))
     elif probe_served:
-        found.extend(served_must_staple([site for site in losing if site.name not in found], openssl))
+        unnamed = [Site(name=e.get("server_name") or f"{e['host']}:{e.get('port') or 443}", endpoints=[e])
+                   for e in plan.losing_endpoints]
+        found.extend(served_must_staple([site for site in losing + unnamed if site.name not in found], openssl))
     return list(dict.fromkeys(found))
 
 
@@ -244,11 +249,13 @@ def apply(params: dict[str, Any], check_mode: bool = False, diff: bool = False,
           runner: Callable | None = None) -> dict[str, Any]:
     """Plan ``params['state']`` with ``params['server']``'s dialect, guard, apply, report.
 
+    With ``params['plan_only']`` the plan is returned as it is (problems included, no
+    guard, nothing run), for a caller with a step between the plan and the change.
     Raises :class:`ContractError` (nothing changed: a plan problem or a guard) or
     :class:`ChangeError` (the engine's failure, rolled back; ``result`` in the one schema).
     """
     module = dialect(params["server"])
-    params = dict(params, _check_mode=check_mode, _diff=diff)
+    params = dict(params, _check_mode=check_mode or bool(params.get("plan_only")), _diff=diff)
     try:
         plan: ServerPlan = module.plan(params)
     except ContractError as exc:
@@ -256,6 +263,8 @@ def apply(params: dict[str, Any], check_mode: bool = False, diff: bool = False,
         # has the one schema like every other.
         exc.result = unplanned(params["server"], params["state"], exc.message, exc.result)
         raise
+    if params.get("plan_only"):
+        return result(plan, None)
     if plan.problems:
         raise ContractError(f"{plan.server} stapling was not changed: {' | '.join(plan.problems)}",
                             result(plan, None))

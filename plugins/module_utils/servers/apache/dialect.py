@@ -37,6 +37,8 @@ __all__ = ["NAME", "STATES", "plan"]
 #: children still answer and would make the TLS check pass against the old config.
 READY_PATTERNS = ("AH00489",)
 _REQUEST_FIELDS = {f.name for f in fields(ApachePlanRequest)}
+#: counts a role passes templated (a string on some ansible-core versions)
+_INT_FIELDS = {f.name for f in fields(ApachePlanRequest) if f.type in (int, "int")}
 
 
 def plan(params: dict[str, Any]) -> ServerPlan:
@@ -46,6 +48,11 @@ def plan(params: dict[str, Any]) -> ServerPlan:
     if unknown:
         raise ContractError(f"options {', '.join(unknown)} are not Apache plan options; expected some of "
                             f"{', '.join(sorted(_REQUEST_FIELDS - {'state', 'tuning', 'reason', 'endpoints'}))}.")
+    try:
+        options.update({k: int(options[k]) for k in _INT_FIELDS & set(options)})
+    except ValueError as exc:
+        raise ContractError(f"An Apache plan count is not a whole number ({exc}): "
+                            f"{', '.join(sorted(_INT_FIELDS))} take one.") from None
     options.setdefault("resilient", dict(RESILIENT))
     endpoints = list((params.get("verify") or {}).get("endpoints") or [])
     request = dict(options, state=params["state"], tuning=params.get("tuning") or "resilient",
@@ -68,6 +75,11 @@ def plan(params: dict[str, Any]) -> ServerPlan:
     action = {"disabled": "disable", "enabled": "enable"}.get(params["state"], "restore")
     sites = [Site(name=(s["names"] or [s["file"]])[0], action=action, file=f"{s['file']}:{s['line']}")
              for s in planned["sites"]]
-    summary = {k: planned[k] for k in ("layout", "server", "edits", "sites", "vhost_overrides", "files_read")}
+    # Everything else the plan found (mode, mechanism, the relay's keeper, cPanel's missing
+    # includes...) is the role's to act on between the plan and the change.
+    summary = {k: v for k, v in planned.items() if k not in ("files", "links", "problems", "warnings")}
+    # A disable is server-wide: every verified endpoint loses its staple, named by a site or not.
+    losing = change.verify.endpoints if params["state"] == "disabled" else []
     return ServerPlan(server=NAME, state=params["state"], change=change, sites=sites, summary=summary,
-                      problems=list(planned["problems"]), warnings=list(planned["warnings"]))
+                      problems=list(planned["problems"]), warnings=list(planned["warnings"]),
+                      losing_endpoints=[{"host": e.host, "port": e.port, "server_name": e.server_name} for e in losing])
