@@ -1,7 +1,7 @@
 """The litespeed role's Must-Staple guard (the contract's one guard) before a disable.
 
 LiteSpeed cannot be installed here: the role changes a real-format OpenLiteSpeed tree with the
-stand-in ``lswsctrl`` of tests/unit/test_litespeed_stapling_module.py. The vhost's ``certFile``
+stand-in ``lswsctrl`` of tests/unit/servers/litespeed/test_stapling_module.py. The vhost's ``certFile``
 holds a Must-Staple certificate from a lab PKI: a disable is refused with nothing written and no
 restart, ``force`` goes through and reports the site, and the runbook's own list of Must-Staple
 sites is taken as given.
@@ -15,8 +15,8 @@ import pytest
 
 from tests.integration.ansible_run import play_role
 from tests.unit.ocsp_helpers import make_pki
-from tests.unit.test_litespeed_stapling_module import calls, make_tree, snapshot
-from tests.unit.test_litespeed_stapling_module import role_vars as litespeed_role_vars
+from tests.unit.servers.litespeed.test_stapling_module import calls, make_tree, snapshot
+from tests.unit.servers.litespeed.test_stapling_module import role_vars as litespeed_role_vars
 
 
 @pytest.fixture(scope="module")

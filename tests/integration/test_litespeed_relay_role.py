@@ -25,8 +25,8 @@ from tests.integration.ansible_run import play_role
 from tests.integration.test_apache_relay_role import Relay
 from tests.lab.lab import Lab
 from tests.lab.responder import free_port
-from tests.unit.test_litespeed_stapling_module import calls, make_tree, snapshot
-from tests.unit.test_litespeed_stapling_module import role_vars as litespeed_role_vars
+from tests.unit.servers.litespeed.test_stapling_module import calls, make_tree, snapshot
+from tests.unit.servers.litespeed.test_stapling_module import role_vars as litespeed_role_vars
 
 
 def ask(relay_port: int, lab: Lab, tmp_path) -> str:

@@ -1,7 +1,7 @@
 """The litespeed role's check after a disable, on real handshakes.
 
 LiteSpeed cannot be installed here: the role changes a real-format OpenLiteSpeed tree with a
-stand-in ``lswsctrl`` (tests/unit/test_litespeed_stapling_module.py's), and the endpoint it probes
+stand-in ``lswsctrl`` (tests/unit/servers/litespeed/test_stapling_module.py's), and the endpoint it probes
 is the lab's nginx on 127.0.0.1. An endpoint that still staples after the disable (here: a server
 the change cannot reach, as a vhost outside the scope would be) fails the run naming it, what it
 staples and what the change turned off; an endpoint that staples nothing lets the disable pass.
@@ -14,8 +14,8 @@ import pytest
 
 from tests.integration.ansible_run import play_role
 from tests.lab.lab import Lab
-from tests.unit.test_litespeed_stapling_module import calls, make_tree
-from tests.unit.test_litespeed_stapling_module import role_vars as litespeed_role_vars
+from tests.unit.servers.litespeed.test_stapling_module import calls, make_tree
+from tests.unit.servers.litespeed.test_stapling_module import role_vars as litespeed_role_vars
 
 
 @pytest.fixture(scope="module")

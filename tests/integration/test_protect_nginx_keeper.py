@@ -13,7 +13,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.protect.keeper impor
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx.plan import PlanRequest, plan
 from tests.lab.lab import Lab
 from tests.lab.processes import wait_until
-from tests.unit.nginx_plan_helpers import apply, pending
+from tests.unit.servers.nginx.plan_helpers import apply, pending
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import
     split_command,
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers.nginx import plan as ns
-from tests.unit.nginx_plan_helpers import NGINX, apply, effective
+from tests.unit.servers.nginx.plan_helpers import NGINX, apply, effective
 from tests.unit.ocsp_helpers import make_pki
 
 #: case 22's characters in one directory name (\udcff is the byte 0xff). No ``$``: nginx

@@ -8,8 +8,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from tests.unit.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO / ".cache" / "collections"
 
 

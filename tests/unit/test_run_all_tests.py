@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from tests.unit.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 MAKE = """#!/bin/sh
 # The last argument is the target; 'fail' fails, 'five' exits 5 as pytest does with no tests.
 for target; do :; done

@@ -8,7 +8,7 @@ Input is one *outcome* per host, the dictionary the front-door role leaves in th
 ``reasons``, ``servers``, ``sites`` (rows from ``runbook.site_rows``), ``responders``,
 ``changes`` (sentences), ``disabled_since`` (epoch seconds or null), ``reenable``
 (``consecutive_good``, ``required_good``) and ``error`` (why the host failed, or null).
-Standard library only; unit tested in ``tests/unit/test_report.py``.
+Standard library only; unit tested in ``tests/unit/runbook/test_report.py``.
 """
 from __future__ import annotations
 

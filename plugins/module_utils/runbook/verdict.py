@@ -6,7 +6,7 @@
 A pure function over the results of ``stapling_facts`` (configuration, sites, error log),
 ``stapling_status`` (what each site staples now), ``ocsp_responder_check`` (can this host
 reach the responders) and ``stapling_record`` (did this collection disable stapling here).
-No I/O; unit tested in ``tests/unit/test_runbook.py``. The front-door role calls it through
+No I/O; unit tested in ``tests/unit/runbook/test_decide.py``. The front-door role calls it through
 the ``ocsp.stapling.stapling_verdict`` filter.
 
 Verdicts, first match wins:

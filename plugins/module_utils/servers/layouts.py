@@ -8,7 +8,7 @@ on a real host, a private tree in tests) and every command goes through a *runne
 callable ``runner(argv) -> (rc, stdout, stderr)``, so tests can use real binaries or
 stand-in scripts. :data:`DEFAULTS` holds the real default paths; the roles read the same
 values (``stapling_files`` is the list of files each layout's role edits); a unit test
-(``tests/unit/test_layouts.py``) holds the roles' defaults to these.
+(``tests/unit/servers/test_layouts.py``) holds the roles' defaults to these.
 """
 from __future__ import annotations
 
