@@ -80,6 +80,8 @@ class ServerPlan:
     #: endpoints ({host, port, server_name}) that lose their staple though no site names them
     #: (Apache disables server-wide: every verified endpoint), probed by the Must-Staple guard
     losing_endpoints: list[dict[str, Any]] = field(default_factory=list)
+    #: a disable that takes stapling off every site of the server, named in the plan or not
+    server_wide: bool = False
 
     @property
     def endpoints(self) -> list[dict[str, Any]]:
@@ -172,9 +174,10 @@ def must_staple_sites(plan: ServerPlan, certificates: list[str] | None = None, k
     (MOZILLA_PKIX_ERROR_REQUIRED_TLS_FEATURE_MISSING) and curl --cert-status, so a disable
     stops here for every server alike. ``certificates`` are extra files named by the caller
     (the front door's diagnosis) for dialects whose sites do not name theirs; ``known`` the
-    Must-Staple sites the caller has just found (by name, any of a site's names), in which
-    case nothing is probed; otherwise ``probe_served`` asks each site being disabled what it
-    serves now.
+    Must-Staple sites the caller has just found (by name, any of a site's names; all of them
+    when the disable is ``server_wide``), in which case neither those files are read again
+    nor anything probed; otherwise ``probe_served`` asks each site being disabled (and each
+    of the plan's ``losing_endpoints``) what it serves now.
     """
     if plan.state != "disabled":
         return []
@@ -183,12 +186,17 @@ def must_staple_sites(plan: ServerPlan, certificates: list[str] | None = None, k
     for site in losing:
         if site.must_staple or any(certificate_must_staple(c) for c in site.certificates):
             found.append(site.name)
+    if known is not None:
+        # Every known site is at risk when the disable is server-wide (Apache), whether a
+        # site of the plan names it or not; otherwise those the plan disables.
+        wanted = set(known)
+        found.extend(known if plan.server_wide else
+                     [site.name for site in losing if wanted & set([site.name] + site.names)])
+        return list(dict.fromkeys(found))
+    # The caller's known list comes from reading these same files: only without it are they read.
     named = {c for s in plan.sites for c in s.certificates}
     found.extend(c for c in certificates or [] if c not in named and certificate_must_staple(c))
-    if known is not None:
-        wanted = set(known)
-        found.extend(site.name for site in losing if wanted & set([site.name] + site.names))
-    elif probe_served:
+    if probe_served:
         unnamed = [Site(name=e.get("server_name") or f"{e['host']}:{e.get('port') or 443}", endpoints=[e])
                    for e in plan.losing_endpoints]
         found.extend(served_must_staple([site for site in losing + unnamed if site.name not in found], openssl))

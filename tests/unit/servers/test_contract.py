@@ -223,6 +223,40 @@ def test_must_staple_guard_takes_the_callers_sites_and_probes_nothing(monkeypatc
     assert contract.must_staple_sites(plan, known=[], probe_served=True) == []
 
 
+def test_a_server_wide_disable_takes_every_known_site_and_reads_no_file_again(monkeypatch, pki):
+    """Apache disables every site, named by its plan or not (a default vhost has no
+    ServerName): each Must-Staple site the caller found is at risk, reported by name only,
+    and the certificate files the caller read are not read, nor reported, a second time."""
+    monkeypatch.setattr(contract, "certificate_must_staple", lambda path: pytest.fail(f"read {path} again"))
+    must = str(pki.leaves["muststaple"].fullchain_path)
+    plan = contract.ServerPlan(server="apache", state="disabled", change=ChangeRequest(), server_wide=True,
+                               sites=[contract.Site(name="good.lab.test", action="disable", names=["good.lab.test"])])
+    assert contract.must_staple_sites(plan, [must], known=["muststaple.lab.test"]) == ["muststaple.lab.test"]
+    plan.server_wide = False
+    assert contract.must_staple_sites(plan, [must], known=["muststaple.lab.test"]) == []
+
+
+def test_endpoints_no_site_names_are_asked_too(tmp_path, pki):
+    """A plan's losing endpoints (Apache: every verified endpoint of a server-wide disable)
+    are probed like sites and reported by their server name."""
+    from tests.lab.processes import port_open, wait_until
+    from tests.lab.responder import free_port
+    leaf = pki.leaves["muststaple"]
+    port = free_port()
+    server = subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(leaf.fullchain_path),
+                               "-key", str(leaf.key_path), "-quiet", "-naccept", "2"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: port_open(port), 10, f"openssl s_server on 127.0.0.1:{port}")
+        plan = contract.ServerPlan(server="apache", state="disabled", change=ChangeRequest(), server_wide=True,
+                                   losing_endpoints=[{"host": "127.0.0.1", "port": port, "server_name": "shop.example"}])
+        assert contract.must_staple_sites(plan) == []
+        assert contract.must_staple_sites(plan, probe_served=True, openssl=tls.find_openssl()) == ["shop.example"]
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+
+
 def test_must_staple_guard_asks_what_a_site_serves_now(tmp_path, pki):
     """The file on disk is renewed without Must-Staple, the server still serves the old
     Must-Staple certificate: one handshake finds it (openssl s_server stands in for it)."""

@@ -73,8 +73,8 @@ def plan(params: dict[str, Any]) -> ServerPlan:
              for link in planned["links"]]
     change = change_request(params, files=files, links=links, verify=verify)
     action = {"disabled": "disable", "enabled": "enable"}.get(params["state"], "restore")
-    sites = [Site(name=(s["names"] or [s["file"]])[0], action=action, file=f"{s['file']}:{s['line']}")
-             for s in planned["sites"]]
+    sites = [Site(name=(s["names"] or [s["file"]])[0], action=action, file=f"{s['file']}:{s['line']}",
+                  names=list(s["names"])) for s in planned["sites"]]
     # Everything else the plan found (mode, mechanism, the relay's keeper, cPanel's missing
     # includes...) is the role's to act on between the plan and the change.
     summary = {k: v for k, v in planned.items() if k not in ("files", "links", "problems", "warnings")}
@@ -82,4 +82,5 @@ def plan(params: dict[str, Any]) -> ServerPlan:
     losing = change.verify.endpoints if params["state"] == "disabled" else []
     return ServerPlan(server=NAME, state=params["state"], change=change, sites=sites, summary=summary,
                       problems=list(planned["problems"]), warnings=list(planned["warnings"]),
-                      losing_endpoints=[{"host": e.host, "port": e.port, "server_name": e.server_name} for e in losing])
+                      losing_endpoints=[{"host": e.host, "port": e.port, "server_name": e.server_name} for e in losing],
+                      server_wide=params["state"] == "disabled")
