@@ -133,7 +133,36 @@ class OlsBlock:
         return None if entry is None else entry.value
 
 
-class OlsConfig:
+class _Lookup:
+    """What both native formats do with a path: the first match, a key's value, or a refusal
+    naming what is missing. Each format says how it matches (``find``), reads a key
+    (``_value``) and names a node (``NODE``, ``SEPARATOR``)."""
+
+    NODE = "block"
+    SEPARATOR = " > "
+    source = "<string>"
+
+    def find(self, path) -> list:
+        raise NotImplementedError
+
+    def _value(self, node, key: str) -> str | None:
+        raise NotImplementedError
+
+    def first(self, path):
+        """The first node at ``path``; refuses when there is none (edits never create one)."""
+        found = self.find(path)
+        if not found:
+            raise LiteSpeedConfigError(
+                "%s: no %s %s. Expected it to exist before its keys are edited; add it "
+                "in WebAdmin (or by hand) first." % (self.source, self.NODE, self.SEPARATOR.join(_as_list(path))))
+        return found[0]
+
+    def get(self, path, key: str) -> str | None:
+        found = self.find(path)
+        return self._value(found[0], key) if found else None
+
+
+class OlsConfig(_Lookup):
     """A lossless OpenLiteSpeed configuration file: lines kept verbatim, a block tree on top.
 
     Every edit rewrites only the affected lines and re-parses, so indexes never go stale.
@@ -220,17 +249,8 @@ class OlsConfig:
             level = [child for block in level for child in block.blocks if child.matches(selector)]
         return level
 
-    def block(self, path) -> OlsBlock:
-        found = self.find(path)
-        if not found:
-            raise LiteSpeedConfigError(
-                "%s: no block %s. Expected it to exist before its keys are edited; add it "
-                "in WebAdmin (or by hand) first." % (self.source, " > ".join(_as_list(path))))
-        return found[0]
-
-    def get(self, path, key: str) -> str | None:
-        found = self.find(path)
-        return found[0].value(key) if found else None
+    def _value(self, node: OlsBlock, key: str) -> str | None:
+        return node.value(key)
 
     # -- editing ---------------------------------------------------------------------
     def _eol(self) -> str:
@@ -250,7 +270,7 @@ class OlsConfig:
         if "\n" in value or "\r" in value:
             raise LiteSpeedConfigError("%s: the value for %s must be a single line, got %r."
                                        % (self.source, key, value))
-        block = self.block(path)
+        block = self.first(path)
         entries = [d for d in block.directives if d.key.lower() == key.lower()]
         if entries and all(d.value == value and d.first == d.last for d in entries):
             return False
@@ -374,8 +394,11 @@ def _tag_end(data: bytes, offset: int) -> int:
     raise LiteSpeedConfigError("unterminated tag at byte %d" % offset)
 
 
-class LswsXml:
+class LswsXml(_Lookup):
     """A lossless LSWS XML document: the original bytes plus a tree of element spans."""
+
+    NODE = "element"
+    SEPARATOR = "/"
 
     def __init__(self, data: bytes, source: str = "<bytes>") -> None:
         self.source = source
@@ -442,24 +465,15 @@ class LswsXml:
                 level = level[index:index + 1]
         return level
 
-    def _locate(self, path) -> XmlNode:
-        found = self.find(path)
-        if not found:
-            raise LiteSpeedConfigError(
-                "%s: no element %s. Expected it to exist before its keys are edited; add it "
-                "in WebAdmin (or by hand) first." % (self.source, "/".join(_as_list(path))))
-        return found[0]
-
-    def get(self, path, key: str) -> str | None:
-        found = self.find(path)
-        return found[0].child_text(key) if found else None
+    def _value(self, node: XmlNode, key: str) -> str | None:
+        return node.child_text(key)
 
     def _replace(self, begin: int, finish: int, new: bytes) -> None:
         self.data = self.data[:begin] + new + self.data[finish:]
         self.root = self._parse()
 
     def set(self, path, key: str, value: str) -> bool:
-        node = self._locate(path)
+        node = self.first(path)
         encoded = _xml_escape(value).encode(self.encoding)
         entries = [c for c in node.children if c.tag == key]
         if entries and all(c.text.strip() == value and not c.children for c in entries):
@@ -514,7 +528,7 @@ class LswsXml:
         if not entries:
             return False
         for _entry in entries:
-            node = self._locate(path)
+            node = self.first(path)
             current = [c for c in node.children if c.tag == key][-1]
             index = node.children.index(current)
             begin = node.children[index - 1].end if index else node.inner_start
