@@ -84,8 +84,8 @@ options:
     default: false
   plan_only:
     description:
-      - Only plan: return the plan (V(plan), V(sites), V(problems)) and change, test and reload
-        nothing, with no guard. For a caller with a step between the plan and the change (the
+      - Return the plan only (RV(plan), RV(sites), RV(problems)); change, test and reload
+        nothing, and run no guard. For a caller with a step between the plan and the change (the
         Apache role creates cPanel include files, or has the relay hold responses, and then applies).
     type: bool
     default: false
