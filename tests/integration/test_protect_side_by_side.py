@@ -1,7 +1,8 @@
 """Protected mode side by side: one lab, one responder outage, every mechanism at once.
 
-One responder answers with a short validity (180 s: thisUpdate a minute back, nextUpdate
-180 s ahead). On it, each switched by its role the way an operator would:
+One responder answers with a short validity (300 s: thisUpdate a minute back, nextUpdate
+300 s ahead, so that what the roles fetch first outlasts the outage even when a loaded machine
+takes three minutes over the roles). On it, each switched by its role the way an operator would:
 
 - ``standard``: the lab's apache2 with default mod_ssl stapling and 3 s cache timeouts;
 - ``mod_md``: an apache2 the Apache role switches to ``apache_stapling_mode: protected``
@@ -52,7 +53,7 @@ from tests.lab.processes import LabError, wait_until
 from tests.lab.responder import free_port
 from tests.lab.sites import lab_sites
 
-VALIDITY = 180            # the responder's nextUpdate - now; thisUpdate is a minute back
+VALIDITY = 300            # the responder's nextUpdate - now; thisUpdate is a minute back
 EXPIRING_VALIDITY = 70    # the expiring host's response: the keeper's 60 s margin starts 10 s after its fetch
 TIMER_INTERVAL = 3        # how often the test fires the keeper timers (the schedule role: every minute or two)
 CACHE_TIMEOUT = 3         # SSLStaplingStandardCacheTimeout / ErrorCacheTimeout of the mod_ssl apache2

@@ -117,11 +117,12 @@ class LabPKI:
     # -- building -------------------------------------------------------------------
     @classmethod
     def create(cls, directory: Path | str, ocsp_url: str, validity_days: int = 30,
-               ca_issuers_url: str | None = None) -> "LabPKI":
-        """``ca_issuers_url``: also make the ``aia`` leaf, whose AIA caIssuers points there."""
+               ca_issuers_url: str | None = None, not_before: dt.datetime | None = None) -> "LabPKI":
+        """``ca_issuers_url``: also make the ``aia`` leaf, whose AIA caIssuers points there;
+        ``not_before``: when every certificate starts to be valid (default five minutes ago)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+        now = not_before or dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
         until = now + dt.timedelta(days=validity_days)
 
         root_key = _key()

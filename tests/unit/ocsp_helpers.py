@@ -15,7 +15,9 @@ NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
 def make_pki(tmp_path) -> LabPKI:
-    return LabPKI.create(tmp_path / "pki", ocsp_url="http://127.0.0.1:9/ocsp")
+    """A PKI valid from a day before NOW (fixed when the tests were collected): a module
+    fixture built many minutes later, on a loaded machine, still covers NOW."""
+    return LabPKI.create(tmp_path / "pki", ocsp_url="http://127.0.0.1:9/ocsp", not_before=NOW - dt.timedelta(days=1))
 
 
 def signer_without_eku(pki: LabPKI) -> Issued:
