@@ -1,6 +1,7 @@
 """The dialect contract: the three servers planned, guarded and applied the same way, one result."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -236,39 +237,39 @@ def test_a_server_wide_disable_takes_every_known_site_and_reads_no_file_again(mo
     assert contract.must_staple_sites(plan, [must], known=["muststaple.lab.test"]) == []
 
 
-def test_endpoints_no_site_names_are_asked_too(tmp_path, pki):
-    """A plan's losing endpoints (Apache: every verified endpoint of a server-wide disable)
-    are probed like sites and reported by their server name."""
+@contextlib.contextmanager
+def serving_must_staple(pki, accepts: int):
+    """openssl s_server on a free loopback port serving the Must-Staple leaf, for ``accepts``
+    connections (the readiness check is one); yields the port."""
     from tests.lab.processes import port_open, wait_until
     from tests.lab.responder import free_port
     leaf = pki.leaves["muststaple"]
     port = free_port()
     server = subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(leaf.fullchain_path),
-                               "-key", str(leaf.key_path), "-quiet", "-naccept", "2"],
+                               "-key", str(leaf.key_path), "-quiet", "-naccept", str(accepts)],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: port_open(port), 10, f"openssl s_server on 127.0.0.1:{port}")
-        plan = contract.ServerPlan(server="apache", state="disabled", change=ChangeRequest(), server_wide=True,
-                                   losing_endpoints=[{"host": "127.0.0.1", "port": port, "server_name": "shop.example"}])
-        assert contract.must_staple_sites(plan) == []
-        assert contract.must_staple_sites(plan, probe_served=True, openssl=tls.find_openssl()) == ["shop.example"]
+        yield port
     finally:
         server.kill()
         server.wait(timeout=10)
 
 
+def test_endpoints_no_site_names_are_asked_too(tmp_path, pki):
+    """A plan's losing endpoints (Apache: every verified endpoint of a server-wide disable)
+    are probed like sites and reported by their server name."""
+    with serving_must_staple(pki, 2) as port:
+        plan = contract.ServerPlan(server="apache", state="disabled", change=ChangeRequest(), server_wide=True,
+                                   losing_endpoints=[{"host": "127.0.0.1", "port": port, "server_name": "shop.example"}])
+        assert contract.must_staple_sites(plan) == []
+        assert contract.must_staple_sites(plan, probe_served=True, openssl=tls.find_openssl()) == ["shop.example"]
+
+
 def test_must_staple_guard_asks_what_a_site_serves_now(tmp_path, pki):
     """The file on disk is renewed without Must-Staple, the server still serves the old
     Must-Staple certificate: one handshake finds it (openssl s_server stands in for it)."""
-    from tests.lab.processes import port_open, wait_until
-    from tests.lab.responder import free_port
-    leaf = pki.leaves["muststaple"]
-    port = free_port()
-    server = subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(leaf.fullchain_path),
-                               "-key", str(leaf.key_path), "-quiet", "-naccept", "4"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: port_open(port), 10, f"openssl s_server on 127.0.0.1:{port}")
+    with serving_must_staple(pki, 4) as port:
         site = contract.Site(name="shop", action="disable", names=["shop.example"],
                              certificates=[str(pki.leaves["good"].fullchain_path)],
                              endpoints=[{"host": "127.0.0.1", "port": port, "server_name": "shop.example"}])
@@ -276,6 +277,3 @@ def test_must_staple_guard_asks_what_a_site_serves_now(tmp_path, pki):
         assert contract.must_staple_sites(plan) == []                      # the file alone says no
         assert contract.must_staple_sites(plan, probe_served=True, openssl=tls.find_openssl()) == ["shop"]
         assert contract.must_staple_sites(plan, probe_served=True, openssl=None) == []   # no openssl, no handshake
-    finally:
-        server.kill()
-        server.wait(timeout=10)
