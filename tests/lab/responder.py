@@ -392,11 +392,33 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+#: Ports handed out by free_port, one file each, shared by every test process of this user.
+PORTS_HANDED_OUT = os.path.join(tempfile.gettempdir(), f"ocsp-stapling-ports-{os.getuid()}")
+PORT_HOLD_SECONDS = 3600
+
+
 def free_port() -> int:
-    """A port the kernel says is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port the kernel says is free on 127.0.0.1 right now, and that no test process has
+    been handed in the last hour: a fixture may render a port into a configuration minutes
+    before a server binds it, and the kernel would give the same free port to another
+    worker's server in between."""
+    os.makedirs(PORTS_HANDED_OUT, exist_ok=True)
+    for _attempt in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        claim = os.path.join(PORTS_HANDED_OUT, str(port))
+        try:
+            if time.time() - os.stat(claim).st_mtime > PORT_HOLD_SECONDS:
+                os.unlink(claim)
+        except FileNotFoundError:
+            pass
+        try:
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            continue
+        return port
+    raise RuntimeError(f"no loopback port free and unclaimed after 200 tries (claims in {PORTS_HANDED_OUT})")
 
 
 if __name__ == "__main__":
