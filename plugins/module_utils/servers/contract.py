@@ -77,10 +77,8 @@ class ServerPlan:
     configtest_check: Callable[[str], list[str]] | None = None
     #: the dialect's bookkeeping once the change is live; receives the result
     finish: Callable[[dict[str, Any]], None] | None = None
-    #: endpoints ({host, port, server_name}) that lose their staple though no site names them
-    #: (Apache disables server-wide: every verified endpoint), probed by the Must-Staple guard
-    losing_endpoints: list[dict[str, Any]] = field(default_factory=list)
     #: a disable that takes stapling off every site of the server, named in the plan or not
+    #: (Apache): the Must-Staple guard then also asks each verified endpoint no site names
     server_wide: bool = False
 
     @property
@@ -176,8 +174,8 @@ def must_staple_sites(plan: ServerPlan, certificates: list[str] | None = None, k
     (the front door's diagnosis) for dialects whose sites do not name theirs; ``known`` the
     Must-Staple sites the caller has just found (by name, any of a site's names; all of them
     when the disable is ``server_wide``), in which case neither those files are read again
-    nor anything probed; otherwise ``probe_served`` asks each site being disabled (and each
-    of the plan's ``losing_endpoints``) what it serves now.
+    nor anything probed; otherwise ``probe_served`` asks each site being disabled (and, when
+    ``server_wide``, each verified endpoint no site names) what it serves now.
     """
     if plan.state != "disabled":
         return []
@@ -197,8 +195,9 @@ def must_staple_sites(plan: ServerPlan, certificates: list[str] | None = None, k
     named = {c for s in plan.sites for c in s.certificates}
     found.extend(c for c in certificates or [] if c not in named and certificate_must_staple(c))
     if probe_served:
-        unnamed = [Site(name=e.get("server_name") or f"{e['host']}:{e.get('port') or 443}", endpoints=[e])
-                   for e in plan.losing_endpoints]
+        named_endpoints = [e for site in losing for e in site.endpoints]
+        unnamed = [Site(name=e["server_name"] or f"{e['host']}:{e['port']}", endpoints=[e])
+                   for e in (plan.endpoints if plan.server_wide else []) if e not in named_endpoints]
         found.extend(served_must_staple([site for site in losing + unnamed if site.name not in found], openssl))
     return list(dict.fromkeys(found))
 

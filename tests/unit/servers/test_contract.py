@@ -14,8 +14,10 @@ import pytest
 from ansible_collections.ocsp.stapling.plugins.module_utils.change.engine import (
     ChangeError,
     ChangeRequest,
+    Endpoint,
     FileSpec,
     StaplingChange,
+    VerifySpec,
 )
 from ansible_collections.ocsp.stapling.plugins.module_utils.probe import tls
 from ansible_collections.ocsp.stapling.plugins.module_utils.servers import contract
@@ -257,11 +259,12 @@ def serving_must_staple(pki, accepts: int):
 
 
 def test_endpoints_no_site_names_are_asked_too(tmp_path, pki):
-    """A plan's losing endpoints (Apache: every verified endpoint of a server-wide disable)
-    are probed like sites and reported by their server name."""
+    """A server-wide disable (Apache) probes every verified endpoint no site names, like a
+    site, and reports it by its server name."""
     with serving_must_staple(pki, 2) as port:
-        plan = contract.ServerPlan(server="apache", state="disabled", change=ChangeRequest(), server_wide=True,
-                                   losing_endpoints=[{"host": "127.0.0.1", "port": port, "server_name": "shop.example"}])
+        verify = VerifySpec(endpoints=[Endpoint(host="127.0.0.1", port=port, server_name="shop.example")])
+        plan = contract.ServerPlan(server="apache", state="disabled", change=ChangeRequest(verify=verify),
+                                   server_wide=True)
         assert contract.must_staple_sites(plan) == []
         assert contract.must_staple_sites(plan, probe_served=True, openssl=tls.find_openssl()) == ["shop.example"]
 

@@ -78,9 +78,7 @@ def plan(params: dict[str, Any]) -> ServerPlan:
     # Everything else the plan found (mode, mechanism, the relay's keeper, cPanel's missing
     # includes...) is the role's to act on between the plan and the change.
     summary = {k: v for k, v in planned.items() if k not in ("files", "links", "problems", "warnings")}
-    # A disable is server-wide: every verified endpoint loses its staple, named by a site or not.
-    losing = change.verify.endpoints if params["state"] == "disabled" else []
     return ServerPlan(server=NAME, state=params["state"], change=change, sites=sites, summary=summary,
                       problems=list(planned["problems"]), warnings=list(planned["warnings"]),
-                      losing_endpoints=[{"host": e.host, "port": e.port, "server_name": e.server_name} for e in losing],
+                      # A disable is server-wide: every verified endpoint loses its staple.
                       server_wide=params["state"] == "disabled")
