@@ -89,6 +89,26 @@ options:
         server's background fetch to finish.
     type: float
     default: 0.5
+  rounds:
+    description:
+      - Probe every endpoint up to this many times, O(round_delay) seconds apart, and return the
+        handshakes of every round (RV(endpoints[].round)). A later round runs only while a server
+        name of O(settle_names) has not stapled yet.
+      - For nginx, which staples per worker and lets whichever worker wakes first accept a
+        connection, so that one round can miss a worker that the next reaches.
+    type: int
+    default: 1
+  round_delay:
+    description: Seconds between two rounds.
+    type: float
+    default: 1
+  settle_names:
+    description:
+      - The server names that must each have stapled in some round before the rounds stop
+        early. Empty (the default) means every endpoint's.
+    type: list
+    elements: str
+    default: []
   trust_bundle:
     description:
       - PEM file B(on the controller) with the CA certificates to trust.
@@ -190,6 +210,10 @@ endpoints:
       description: Outcome of the warm-up handshake (C(handshake_ok), C(stapled), C(error), C(handshake_seconds)); null without O(warmup).
       type: dict
       returned: always
+    round:
+      description: Which of the O(rounds) this handshake belongs to (from 1).
+      type: int
+      returned: when O(rounds) is more than 1
     certificate:
       description:
         - The served end-entity certificate.
@@ -283,6 +307,9 @@ ARGUMENT_SPEC = dict(
     tls_versions=dict(type="list", elements="str", choices=["1.2", "1.3"], default=["1.2", "1.3"]),
     warmup=dict(type="bool", default=False),
     warmup_delay=dict(type="float", default=0.5),
+    rounds=dict(type="int", default=1),
+    round_delay=dict(type="float", default=1),
+    settle_names=dict(type="list", elements="str", default=[]),
     trust_bundle=dict(type="path"),
     keeper_state_dirs=dict(type="list", elements="path", default=[]),
     md_store_dirs=dict(type="list", elements="path", default=[]),

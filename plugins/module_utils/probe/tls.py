@@ -29,6 +29,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 HANDSHAKE_SERVER_HELLO = 2
 HANDSHAKE_CERTIFICATE = 11
@@ -583,11 +584,34 @@ def run_module_probe(params: dict, openssl: str, run_command=None, facts_endpoin
             warnings.append("The stapling_facts output given in facts lists no TLS site this module "
                             "can probe (facts.sites is empty or every site was skipped): check that "
                             "stapling_facts found the web server's configuration.")
+    if params.get("rounds") is not None and params["rounds"] < 1:
+        raise ValueError(f"rounds must be 1 or more, got {params['rounds']}.")
     version = openssl_version(openssl, run_command) if run_command else None
-    results = probe_all(openssl, endpoints, timeout=params.get("timeout") or 15,
-                        concurrency=params.get("concurrency") or 16,
-                        tls_versions=params.get("tls_versions"), warmup=bool(params.get("warmup")),
-                        warmup_delay=params.get("warmup_delay") or 0,
-                        extra_args=skip_ca_flags(version))
-    return {"endpoints": [r.as_dict() for r in results], "skipped_sites": skipped,
+    results = probe_rounds(
+        lambda: probe_all(openssl, endpoints, timeout=params.get("timeout") or 15,
+                          concurrency=params.get("concurrency") or 16,
+                          tls_versions=params.get("tls_versions"), warmup=bool(params.get("warmup")),
+                          warmup_delay=params.get("warmup_delay") or 0,
+                          extra_args=skip_ca_flags(version)),
+        rounds=params.get("rounds") or 1, delay=params.get("round_delay") or 0,
+        settle_names=params.get("settle_names") or [e.server_name for e in endpoints])
+    return {"endpoints": results, "skipped_sites": skipped,
             "openssl": {"path": openssl, "version": version}, "warnings": warnings}
+
+
+def probe_rounds(probe_once: Callable[[], list], rounds: int = 1, delay: float = 0,
+                 settle_names=(), sleep: Callable[[float], None] = time.sleep) -> list[dict]:
+    """Up to ``rounds`` rounds of ``probe_once``, ``delay`` s apart, each handshake tagged with
+    its round; stop after the round by which every name of ``settle_names`` has stapled."""
+    found: list[dict] = []
+    waiting = set(settle_names)
+    for number in range(1, rounds + 1):
+        if number > 1:
+            sleep(delay)
+        for result in probe_once():
+            found.append(dict(result.as_dict(), round=number) if rounds > 1 else result.as_dict())
+            if result.stapled:
+                waiting.discard(result.server_name)
+        if not waiting:
+            break
+    return found

@@ -313,3 +313,37 @@ def test_skip_ca_flags_are_accepted_by_this_hosts_openssl():
                                  extra_args=tls_probe.skip_ca_flags(version))
     # An unknown option would be "openssl_failed"/usage text, not a refused connection.
     assert result.error == "connection_refused", result.error_detail
+
+
+def _round_results(stapled_names: set[str], names=("a.test", "b.test")):
+    return [tls_probe.ProbeResult("127.0.0.1", 443, name, handshake_ok=True, stapled=name in stapled_names)
+            for name in names]
+
+
+def test_probe_rounds_stops_after_the_round_in_which_every_settle_name_has_stapled():
+    # a.test staples in round 1, b.test only in round 2 (its first handshakes reached a cold
+    # nginx worker): two rounds, every handshake returned and tagged, one sleep between them.
+    rounds = iter([{"a.test"}, {"b.test"}, {"a.test", "b.test"}])
+    slept = []
+    found = tls_probe.probe_rounds(lambda: _round_results(next(rounds)), rounds=3, delay=2.5,
+                                   settle_names=["a.test", "b.test"], sleep=slept.append)
+    assert [(r["server_name"], r["round"], r["stapled"]) for r in found] == [
+        ("a.test", 1, True), ("b.test", 1, False), ("a.test", 2, False), ("b.test", 2, True)]
+    assert slept == [2.5]
+
+
+def test_probe_rounds_runs_every_round_while_a_settle_name_never_staples():
+    slept = []
+    found = tls_probe.probe_rounds(lambda: _round_results({"a.test"}), rounds=3, delay=1,
+                                   settle_names=["a.test", "b.test"], sleep=slept.append)
+    assert [r["round"] for r in found] == [1, 1, 2, 2, 3, 3] and slept == [1, 1]
+    # Only the names asked for hold the rounds back: b.test (a revoked site, say) does not.
+    assert len(tls_probe.probe_rounds(lambda: _round_results({"a.test"}), rounds=3, settle_names=["a.test"],
+                                      sleep=slept.append)) == 2
+
+
+def test_one_round_returns_the_handshakes_untagged_and_fewer_than_one_is_refused():
+    found = tls_probe.probe_rounds(lambda: _round_results(set()), rounds=1, settle_names=["a.test"])
+    assert len(found) == 2 and "round" not in found[0]
+    with pytest.raises(ValueError, match="rounds must be 1 or more, got 0"):
+        tls_probe.run_module_probe({"endpoints": [], "rounds": 0}, "/usr/bin/openssl")
