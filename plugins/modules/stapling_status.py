@@ -89,6 +89,12 @@ options:
         server's background fetch to finish.
     type: float
     default: 0.5
+  handshakes:
+    description:
+      - Handshakes per endpoint in each round, sent in parallel (O(endpoints) drops duplicates),
+        so that they can reach different nginx workers. Each one is returned.
+    type: int
+    default: 1
   rounds:
     description:
       - Probe every endpoint up to this many times, O(round_delay) seconds apart, and return the
@@ -307,6 +313,7 @@ ARGUMENT_SPEC = dict(
     tls_versions=dict(type="list", elements="str", choices=["1.2", "1.3"], default=["1.2", "1.3"]),
     warmup=dict(type="bool", default=False),
     warmup_delay=dict(type="float", default=0.5),
+    handshakes=dict(type="int", default=1),
     rounds=dict(type="int", default=1),
     round_delay=dict(type="float", default=1),
     settle_names=dict(type="list", elements="str", default=[]),

@@ -584,11 +584,12 @@ def run_module_probe(params: dict, openssl: str, run_command=None, facts_endpoin
             warnings.append("The stapling_facts output given in facts lists no TLS site this module "
                             "can probe (facts.sites is empty or every site was skipped): check that "
                             "stapling_facts found the web server's configuration.")
-    if params.get("rounds") is not None and params["rounds"] < 1:
-        raise ValueError(f"rounds must be 1 or more, got {params['rounds']}.")
+    for name in ("rounds", "handshakes"):
+        if params.get(name) is not None and params[name] < 1:
+            raise ValueError(f"{name} must be 1 or more, got {params[name]}.")
     version = openssl_version(openssl, run_command) if run_command else None
     results = probe_rounds(
-        lambda: probe_all(openssl, endpoints, timeout=params.get("timeout") or 15,
+        lambda: probe_all(openssl, endpoints * (params.get("handshakes") or 1), timeout=params.get("timeout") or 15,
                           concurrency=params.get("concurrency") or 16,
                           tls_versions=params.get("tls_versions"), warmup=bool(params.get("warmup")),
                           warmup_delay=params.get("warmup_delay") or 0,

@@ -347,3 +347,21 @@ def test_one_round_returns_the_handshakes_untagged_and_fewer_than_one_is_refused
     assert len(found) == 2 and "round" not in found[0]
     with pytest.raises(ValueError, match="rounds must be 1 or more, got 0"):
         tls_probe.run_module_probe({"endpoints": [], "rounds": 0}, "/usr/bin/openssl")
+    with pytest.raises(ValueError, match="handshakes must be 1 or more, got 0"):
+        tls_probe.run_module_probe({"endpoints": [], "handshakes": 0}, "/usr/bin/openssl")
+
+
+def test_handshakes_sends_each_endpoint_that_many_times_per_round(monkeypatch):
+    # endpoints drops duplicates, so a caller that wants several handshakes per site (one per
+    # nginx worker, say) asks for them with handshakes; every round sends them all again.
+    sent = []
+
+    def probe_all(openssl, endpoints, **kwargs):
+        sent.append([e.server_name for e in endpoints])
+        return [tls_probe.ProbeResult(e.host, e.port, e.server_name, handshake_ok=True) for e in endpoints]
+    monkeypatch.setattr(tls_probe, "probe_all", probe_all)
+    monkeypatch.setattr(tls_probe.time, "sleep", lambda seconds: None)
+    entries = [{"host": "127.0.0.1", "port": 8443, "server_name": name} for name in ("a.test", "b.test", "a.test")]
+    found = tls_probe.run_module_probe({"endpoints": entries, "handshakes": 2, "rounds": 2}, "openssl")
+    assert sent == [["a.test", "b.test", "a.test", "b.test"]] * 2
+    assert [r["round"] for r in found["endpoints"]] == [1] * 4 + [2] * 4
