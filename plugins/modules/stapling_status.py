@@ -111,10 +111,9 @@ options:
   settle_names:
     description:
       - The server names that must each have stapled in some round before the rounds stop
-        early. Empty (the default) means every endpoint's.
+        early. Unset, every endpoint's; an empty list waits for none (one round).
     type: list
     elements: str
-    default: []
   trust_bundle:
     description:
       - PEM file B(on the controller) with the CA certificates to trust.
@@ -316,7 +315,7 @@ ARGUMENT_SPEC = dict(
     handshakes=dict(type="int", default=1),
     rounds=dict(type="int", default=1),
     round_delay=dict(type="float", default=1),
-    settle_names=dict(type="list", elements="str", default=[]),
+    settle_names=dict(type="list", elements="str"),
     trust_bundle=dict(type="path"),
     keeper_state_dirs=dict(type="list", elements="path", default=[]),
     md_store_dirs=dict(type="list", elements="path", default=[]),

@@ -595,7 +595,8 @@ def run_module_probe(params: dict, openssl: str, run_command=None, facts_endpoin
                           warmup_delay=params.get("warmup_delay") or 0,
                           extra_args=skip_ca_flags(version)),
         rounds=params.get("rounds") or 1, delay=params.get("round_delay") or 0,
-        settle_names=params.get("settle_names") or [e.server_name for e in endpoints])
+        settle_names=([e.server_name for e in endpoints] if params.get("settle_names") is None
+                      else params["settle_names"]))
     return {"endpoints": results, "skipped_sites": skipped,
             "openssl": {"path": openssl, "version": version}, "warnings": warnings}
 

@@ -345,6 +345,9 @@ def test_probe_rounds_runs_every_round_while_a_settle_name_never_staples():
 def test_one_round_returns_the_handshakes_untagged_and_fewer_than_one_is_refused():
     found = tls_probe.probe_rounds(lambda: _round_results(set()), rounds=1, settle_names=["a.test"])
     assert len(found) == 2 and "round" not in found[0]
+    # Nothing to wait for: one round whatever rounds says, its handshakes tagged.
+    found = tls_probe.probe_rounds(lambda: _round_results(set()), rounds=3, settle_names=[])
+    assert [r["round"] for r in found] == [1, 1]
     with pytest.raises(ValueError, match="rounds must be 1 or more, got 0"):
         tls_probe.run_module_probe({"endpoints": [], "rounds": 0}, "/usr/bin/openssl")
     with pytest.raises(ValueError, match="handshakes must be 1 or more, got 0"):
